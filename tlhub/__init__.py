@@ -1,0 +1,43 @@
+"""tlhub: transfer learning from Hugging Face Hub backbones, in minutes.
+
+The top-level names are imported lazily, so ``import tlhub`` (and ``tlhub --help``) never pays
+for torch, timm or transformers until a model is actually built.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "create_model": "tlhub.factory",
+    "describe": "tlhub.factory",
+    "predict": "tlhub.predict",
+    "Predictor": "tlhub.predict",
+    "Prediction": "tlhub.predict",
+    "list_adapters": "tlhub.adapters.registry",
+    "get_adapter": "tlhub.adapters.registry",
+    "Adapter": "tlhub.adapters.base",
+    "TrainConfig": "tlhub.config",
+    "train": "tlhub.trainer",
+    "evaluate": "tlhub.evaluation",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tlhub.adapters.base import Adapter
+    from tlhub.adapters.registry import get_adapter, list_adapters
+    from tlhub.factory import create_model, describe
+    from tlhub.predict import Prediction, Predictor, predict
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tlhub' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,3 @@
+from tlhub.cli import main
+
+raise SystemExit(main())

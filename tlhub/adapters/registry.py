@@ -1,0 +1,217 @@
+"""Adapter discovery through the ``tlhub.adapters`` entry-point group.
+
+The built-in adapters register through the very same group as third-party plugins (see
+tlhub's ``pyproject.toml``). Each entry point is loaded and validated once, at discovery time:
+a plugin that fails to import, breaks the contract, or claims a name that is already taken is
+reported by name with the fix, and never takes the other adapters down.
+
+Only entry points are ever imported: nothing is loaded from arbitrary paths.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+from tlhub.adapters.base import ADAPTER_API_VERSION, MODALITIES, Adapter
+from tlhub.errors import AdapterNotFoundError, PluginError, suggest
+
+ENTRY_POINT_GROUP = "tlhub.adapters"
+#: The distribution that ships the built-in adapters; no plugin may replace them.
+BUILTIN_DISTRIBUTION = "tlhub"
+
+#: Adapters we know of but that are not part of tlhub: name -> pip package that provides them.
+KNOWN_PLUGINS = {
+    "sentence-transformers": "tlhub-sentence-transformers",
+    "audio": "tlhub-audio",
+}
+
+
+@dataclass
+class AdapterInfo:
+    """One entry point, as discovered: what it is, and whether it works."""
+
+    name: str
+    distribution: str
+    version: str
+    value: str  # "module:attr" the entry point points to
+    modality: str = "?"
+    status: str = "ok"  # ok | broken | conflict
+    error: str | None = None
+    fix: str | None = None
+    adapter: Adapter | None = field(default=None, repr=False)
+
+    @property
+    def builtin(self) -> bool:
+        return self.distribution == BUILTIN_DISTRIBUTION
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "modality": self.modality,
+            "status": self.status,
+            "error": self.error,
+            "fix": self.fix,
+        }
+
+
+def _validate(adapter_obj: Any, ep_name: str) -> Adapter:
+    """Instantiate and check an entry point's target against the contract; raise PluginError."""
+    target = adapter_obj
+    if inspect.isclass(target):
+        if not issubclass(target, Adapter):
+            raise PluginError(
+                f"{target.__module__}.{target.__qualname__} is not a subclass of tlhub.adapters.Adapter",
+                fix="subclass tlhub.adapters.Adapter (see docs/writing-a-plugin.md)",
+            )
+        if inspect.isabstract(target):
+            missing = ", ".join(sorted(target.__abstractmethods__))
+            raise PluginError(f"adapter class does not implement: {missing}", fix="implement those methods of tlhub.adapters.Adapter")
+        target = target()
+    if not isinstance(target, Adapter):
+        raise PluginError(
+            f"entry point must point to an Adapter subclass or instance, got {type(target).__name__}",
+            fix="point the entry point at your Adapter subclass, e.g. 'my_pkg.adapter:MyAdapter'",
+        )
+    for attr in ("name", "modality", "pipeline_tag", "library_name"):
+        if not isinstance(getattr(target, attr, None), str) or not getattr(target, attr):
+            raise PluginError(f"adapter attribute {attr!r} is missing or not a string", fix=f"set the class attribute {attr} = '...'")
+    if target.name != ep_name:
+        raise PluginError(
+            f"adapter says its name is {target.name!r} but is registered as {ep_name!r}",
+            fix=f"use the same name in [project.entry-points.\"{ENTRY_POINT_GROUP}\"] and in the class attribute 'name'",
+        )
+    if target.modality not in MODALITIES:
+        raise PluginError(f"unknown modality {target.modality!r}", fix=f"use one of {', '.join(MODALITIES)}")
+    if target.api_version != ADAPTER_API_VERSION:
+        raise PluginError(
+            f"adapter implements contract version {target.api_version}, this tlhub implements {ADAPTER_API_VERSION}",
+            fix="upgrade the plugin or tlhub so that both speak the same version",
+        )
+    missing = [req for req in target.requires if not _importable(req)]
+    if missing:
+        raise PluginError(f"required package(s) not installed: {', '.join(missing)}", fix=f"pip install {' '.join(missing)}")
+    return target
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def _entry_points() -> list[tuple[metadata.EntryPoint, str, str]]:
+    found = []
+    seen = set()
+    for dist in metadata.distributions():
+        dist_name = dist.metadata["Name"] or "?"
+        for ep in dist.entry_points:
+            if ep.group != ENTRY_POINT_GROUP:
+                continue
+            key = (dist_name.lower(), ep.name, ep.value)
+            if key in seen:  # the same distribution seen twice on sys.path
+                continue
+            seen.add(key)
+            found.append((ep, dist_name, dist.version))
+    return found
+
+
+_CACHE: dict[str, AdapterInfo] | None = None
+_ALL: list[AdapterInfo] | None = None
+
+
+def discover(refresh: bool = False) -> list[AdapterInfo]:
+    """Every adapter entry point installed, loaded and validated (including broken ones)."""
+    global _CACHE, _ALL
+    if _ALL is not None and not refresh:
+        return _ALL
+    infos: list[AdapterInfo] = []
+    for ep, dist_name, version in _entry_points():
+        info = AdapterInfo(ep.name, dist_name, version, ep.value)
+        try:
+            info.adapter = _validate(ep.load(), ep.name)
+            info.modality = info.adapter.modality
+        except PluginError as exc:
+            info.status, info.error, info.fix = "broken", exc.message, exc.fix
+        except Exception as exc:  # an import error, or anything the plugin raises while loading
+            info.status = "broken"
+            info.error = f"{type(exc).__name__}: {exc}"
+            info.fix = f"reinstall or fix the plugin: pip install --force-reinstall {dist_name}"
+        infos.append(info)
+
+    # Name conflicts: a built-in always wins; two plugins claiming one name are both refused,
+    # because picking one silently would depend on install order.
+    by_name: dict[str, list[AdapterInfo]] = {}
+    for info in infos:
+        by_name.setdefault(info.name, []).append(info)
+    for name, claimants in by_name.items():
+        if len(claimants) < 2:
+            continue
+        builtin = [c for c in claimants if c.builtin]
+        losers = [c for c in claimants if not c.builtin] if builtin else claimants
+        others = ", ".join(sorted({c.distribution for c in claimants}))
+        for c in losers:
+            c.status = "conflict"
+            c.error = f"adapter name {name!r} is claimed by several packages: {others}" + (" (a built-in adapter)" if builtin else "")
+            c.fix = (
+                f"rename the plugin's entry point; built-in adapters cannot be replaced"
+                if builtin
+                else f"uninstall all but one of: {others}"
+            )
+            c.adapter = None
+    _ALL = infos
+    _CACHE = {i.name: i for i in infos if i.status == "ok"}
+    return infos
+
+
+def available() -> dict[str, AdapterInfo]:
+    discover()
+    assert _CACHE is not None
+    return _CACHE
+
+
+def get_adapter(name: str) -> Adapter:
+    """The working adapter registered under ``name``; a clear error otherwise."""
+    infos = discover()
+    working = available()
+    if name in working:
+        return working[name].adapter  # type: ignore[return-value]
+    broken = [i for i in infos if i.name == name]
+    if broken:
+        info = broken[0]
+        raise PluginError(f"adapter {name!r} from {info.distribution} {info.version} is {info.status}: {info.error}", fix=info.fix)
+    if name in KNOWN_PLUGINS:
+        raise AdapterNotFoundError(f"no adapter named {name!r} is installed", fix=f"pip install {KNOWN_PLUGINS[name]}")
+    close = suggest(name, list(working) + list(KNOWN_PLUGINS))
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else f"installed adapters: {', '.join(sorted(working)) or 'none'}"
+    raise AdapterNotFoundError(f"no adapter named {name!r}; {hint}", fix="run `tlhub plugins list` to see the installed adapters")
+
+
+def adapter_for_config(config: dict[str, Any], *, where: str) -> Adapter:
+    """The adapter whose library the repo's own ``config.json`` names."""
+    claimants = [i.adapter for i in available().values() if i.adapter is not None and _safe_claims(i.adapter, config)]
+    # Built-ins first, so a plugin that claims broadly never hijacks a timm/transformers repo.
+    claimants.sort(key=lambda a: not available()[a.name].builtin)
+    if claimants:
+        return claimants[0]
+    library = config.get("library_name") or config.get("model_type") or config.get("architecture")
+    raise AdapterNotFoundError(
+        f"no installed adapter recognises {where} (its config.json names {library!r})",
+        fix="name the adapter explicitly with a prefix such as 'timm:' or 'transformers:', or install the adapter plugin for that library",
+    )
+
+
+def _safe_claims(adapter: Adapter, config: dict[str, Any]) -> bool:
+    try:
+        return bool(adapter.claims(config))
+    except Exception:  # a plugin's bug must not break resolution for everybody else
+        return False
+
+
+def list_adapters() -> list[AdapterInfo]:
+    """Every installed adapter entry point, working or not (what ``tlhub plugins list`` shows)."""
+    return discover()

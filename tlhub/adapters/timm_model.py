@@ -1,0 +1,72 @@
+"""``TimmTransferModel``: a timm model seen through tlhub's :class:`~tlhub.model.TransferModel`.
+
+Kept apart from ``timm_adapter`` so that discovering the adapter never imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import torch
+from timm.data import resolve_data_config
+from timm.models._manipulate import group_parameters
+
+from tlhub.model import LayerGroup, TransferModel
+
+
+class TimmTransferModel(TransferModel):
+    def __init__(self, model: torch.nn.Module, **kwargs):
+        super().__init__(**kwargs)
+        self.model = model
+        # the width of what the classifier sees (timm models with a pre-logits MLP differ)
+        self.num_features = getattr(model, "head_hidden_size", None) or model.num_features
+        self.data_config = resolve_data_config({}, model=model)
+
+    def set_input_size(self, size: int | None = None, crop_pct: float | None = None) -> None:
+        """Override the preprocessing's input size (e.g. 96 px for small images)."""
+        if size:
+            self.data_config["input_size"] = (self.data_config["input_size"][0], size, size)
+        if crop_pct:
+            self.data_config["crop_pct"] = crop_pct
+
+    def forward(self, batch):
+        # the model's own forward keeps timm's head dropout in training
+        return self.model(batch["pixel_values"])
+
+    def forward_features(self, batch):
+        return self.model.forward_head(self.model.forward_features(batch["pixel_values"]), pre_logits=True)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.model.get_classifier()(features)
+
+    def head_parameter_names(self) -> list[str]:
+        head_ids = {id(p) for p in self.model.get_classifier().parameters()}
+        return [n for n, p in self.named_parameters() if id(p) in head_ids]
+
+    def layer_groups(self) -> list[LayerGroup]:
+        # timm's coarse group matcher: stem, then one group per stage, input -> output
+        head = set(self.head_parameter_names())
+        groups = group_parameters(self.model, self.model.group_matcher(coarse=True))
+        out = []
+        for _, names in sorted(groups.items()):
+            names = [f"model.{n}" for n in names if f"model.{n}" not in head]
+            if names:
+                out.append(LayerGroup(_group_name(names), tuple(names)))
+        return out
+
+    def reset_head(self, labels: Sequence[str]) -> None:
+        self.model.reset_classifier(len(labels))
+        self.labels = list(labels)
+
+
+def _group_name(names: list[str]) -> str:
+    """A readable name for a group of parameters: 'blocks.3', or 'conv_stem' for the stem."""
+    stripped = [n.split(".", 1)[1] for n in names]
+    prefix = os.path.commonprefix(stripped)
+    parts = [p for p in prefix.split(".") if p]
+    if len(parts) >= 2 and parts[1].isdigit():
+        return ".".join(parts[:2])
+    if len(names) == 1 or not parts:
+        return "stem" if stripped[0].startswith(("conv_stem", "stem", "conv1", "patch_embed")) else stripped[0].rsplit(".", 1)[0]
+    return parts[0]

@@ -35,6 +35,8 @@ class TransferModel(nn.Module):
         self.source = source  # backbone name it was loaded from (lineage for cards)
         self.revision = revision
         self.labels = list(labels)
+        #: keep every BatchNorm in eval mode while training (frozen statistics), not only frozen ones
+        self.norm_eval = False
 
     # -- the contract ------------------------------------------------------------------------
     def forward_features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -77,9 +79,17 @@ class TransferModel(nn.Module):
             for module in self.modules():
                 if isinstance(module, nn.modules.batchnorm._BatchNorm):
                     params = list(module.parameters(recurse=False))
-                    if params and not any(p.requires_grad for p in params):
+                    if self.norm_eval or (params and not any(p.requires_grad for p in params)):
                         module.eval()
         return self
+
+    def set_dropout(self, p: float) -> None:
+        """Set every dropout probability (``nn.Dropout`` modules and timm's ``drop_rate`` attributes)."""
+        for module in self.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = p
+            elif isinstance(getattr(module, "drop_rate", None), float):
+                module.drop_rate = p
 
     def trainable_summary(self) -> dict[str, Any]:
         total = sum(p.numel() for p in self.parameters())

@@ -70,6 +70,9 @@ class SpaceSpec:
     input_kwargs: dict[str, Any] = field(default_factory=dict)
     example_kind: str = "text"
     requirements: tuple[str, ...] = ()
+    #: Folder of a Space template (``app.py`` etc.) shipped by the adapter's package; ``None``
+    #: uses tlhub's template for the adapter's library under ``spaces/``.
+    template: str | None = None
 
 
 class Adapter(ABC):

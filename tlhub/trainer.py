@@ -1,0 +1,583 @@
+"""The training engine: one loop, top to bottom, for every transfer-learning strategy.
+
+    train(config)
+      1. resolve the backbone and its adapter     (tlhub.factory)
+      2. load and check the data                  (tlhub.data)
+      3. build the model with a new head          (adapter.load)
+      4. plan the stages of the strategy          (tlhub.strategies)
+      5. run each stage, epoch by epoch, with a checkpoint after every epoch
+      6. restore the best weights, evaluate on the held-out split, save the model
+
+Devices, mixed precision, gradient accumulation and several processes come from Accelerate:
+the same code runs on this laptop and under ``accelerate launch`` / ``torchrun`` on many GPUs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from tlhub.config import TrainConfig
+from tlhub.errors import CheckpointError, ConfigError
+from tlhub.saving import EXAMPLES_DIR, IMAGES_DIR, LOG_FILE, save_model, write_json_atomic
+from tlhub.strategies import Stage, plan_stages
+
+#: fields that may change between a run and its resumption
+RESUMABLE_FIELDS = ("output_dir", "resume", "num_workers", "eval_batch_size", "cache_dir", "example_top_k")
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    model_dir: Path
+    eval: Any  # tlhub.evaluation.EvalResult
+    history: list[dict]
+    data_report: dict
+    example: dict | None
+    seconds: float
+    stages: list[dict] = field(default_factory=list)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.eval.metrics
+
+
+@dataclass
+class RunState:
+    """Where a run is; saved with every checkpoint so a killed run resumes exactly here."""
+
+    stage_index: int = 0
+    stage_epoch: int = 0  # epochs completed in the current stage
+    stage_done: bool = False
+    global_epoch: int = 0
+    history: list[dict] = field(default_factory=list)
+    best_metric: float = -math.inf
+    best_epoch: int = -1
+    bad_epochs: int = 0  # epochs without improvement, for early stopping
+
+
+def train(config: TrainConfig | dict | str | os.PathLike | None = None, **overrides: Any) -> TrainResult:
+    """Run a whole transfer-learning job and return where the model went and how it scored."""
+    cfg = _as_config(config, overrides)
+    started = time.perf_counter()
+
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration, set_seed
+
+    # split_batches: `batch_size` is the global batch, so one process and N processes see the
+    # same batches and the result does not depend on how many processes ran it.
+    accelerator = Accelerator(
+        mixed_precision=_mixed_precision(cfg),
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        dataloader_config=DataLoaderConfiguration(split_batches=True, use_seedable_sampler=True, data_seed=cfg.seed),
+    )
+    if cfg.batch_size % accelerator.num_processes or cfg.eval_batch_size % accelerator.num_processes:
+        raise ConfigError(
+            f"batch_size {cfg.batch_size} / eval_batch_size {cfg.eval_batch_size} must divide by the {accelerator.num_processes} processes",
+            fix=f"use a multiple of {accelerator.num_processes}",
+        )
+    set_seed(cfg.seed)
+    say = accelerator.print
+    out = Path(cfg.output_dir)
+
+    # 1. the backbone decides the modality, and so how the data is read
+    from tlhub.factory import resolve_backbone
+
+    source, adapter = resolve_backbone(cfg.backbone, revision=cfg.revision, adapter=cfg.adapter)
+    say(f"backbone  {source.display_name} ({adapter.name} adapter, {adapter.modality})")
+
+    # 2. data: checked completely before any training starts
+    from tlhub.data import DataSpec, load_data
+
+    spec = DataSpec(
+        source=cfg.data,
+        input_column=cfg.input_column,
+        label_column=cfg.label_column,
+        train_split=cfg.train_split,
+        validation_split=cfg.validation_split,
+        test_split=cfg.test_split,
+        validation_fraction=cfg.validation_fraction,
+        max_train_per_class=cfg.max_train_per_class,
+        max_train_samples=cfg.max_train_samples,
+        max_eval_samples=cfg.max_eval_samples,
+        on_bad_input=cfg.on_bad_input,
+        seed=cfg.seed,
+    )
+    with accelerator.main_process_first():  # the main process builds dataset caches first
+        data = load_data(spec, modality=adapter.modality, decode=adapter.decode_input, progress=accelerator.is_main_process)
+    say(f"data      {data.source_name}: " + ", ".join(f"{k} {len(v):,}" for k, v in data.splits.items()) + f"; {len(data.labels)} classes")
+    for line in data.report.summary().splitlines():
+        say(f"          {line}")
+
+    # 3. the model: pretrained backbone, new head sized for our labels
+    model = adapter.load(source, labels=data.labels, pretrained=cfg.pretrained)
+    _apply_overrides(model, cfg)
+    model.norm_eval = cfg.norm_eval
+    groups = model.layer_groups()
+
+    # 4. the plan
+    stages = plan_stages(cfg, len(groups))
+    say(f"strategy  {cfg.strategy}: " + " -> ".join(f"{s.name} ({s.epochs} ep, lr {s.lr:g})" for s in stages))
+
+    # 5. resume where a previous run of the same config stopped
+    checkpoints = Checkpoints(out / "checkpoints", accelerator)
+    state = RunState()
+    if cfg.resume and checkpoints.latest() is not None:
+        state = checkpoints.load_state(cfg)
+        checkpoints.load_model(model)
+        say(f"resuming  from {checkpoints.latest().name} (stage {state.stage_index + 1}, epoch {state.global_epoch})")
+    elif checkpoints.latest() is not None:
+        if accelerator.is_main_process:
+            shutil.rmtree(out / "checkpoints")
+        accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
+        write_json_atomic(out / "data_report.json", data.report.to_dict())
+
+    loop = Loop(cfg, accelerator, adapter, model, data)
+    for index, stage in enumerate(stages):
+        if index < state.stage_index or (index == state.stage_index and state.stage_done):
+            continue
+        if index > state.stage_index:
+            state.stage_index, state.stage_epoch, state.stage_done, state.bad_epochs = index, 0, False, 0
+        loop.run_stage(stage, state, checkpoints)
+        # the next stage starts from the best weights so far (e.g. the best probe head)
+        checkpoints.load_best(model)
+
+    # 6. best weights, held-out evaluation, save
+    checkpoints.load_best(model)
+    result = loop.final_evaluation()
+    model_dir = out / "model"
+    example = None
+    if accelerator.is_main_process:
+        _save(model, adapter, cfg, data, stages, state, result, model_dir, checkpoints, accelerator)
+        example = loop.example_prediction()
+        write_json_atomic(out / "metrics.json", result.to_dict())
+    accelerator.wait_for_everyone()
+    seconds = time.perf_counter() - started
+    say(f"\n{result.split} {result.summary()}  ({seconds:.0f} s)")
+    say(result.table())
+    if example:
+        say(f"\nexample   {example['input']}  (true label: {example['label']})")
+        for rank, p in enumerate(example["predictions"], 1):
+            say(f"  {rank}. {p['label']:<24} {p['score']:6.1%}")
+    say(f"\nmodel saved to {model_dir}")
+    return TrainResult(out, model_dir, result, state.history, data.report.to_dict(), example, seconds, [s.to_dict() for s in stages])
+
+
+class Loop:
+    """The per-stage training loop, and the pieces of the run it needs."""
+
+    def __init__(self, cfg: TrainConfig, accelerator, adapter, model, data):
+        self.cfg, self.accelerator, self.adapter, self.model, self.data = cfg, accelerator, adapter, model, data
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.eval_collate = adapter.make_collate(model, train=False)
+        self.feature_tables: dict[str, Any] = {}
+
+    # -- data ---------------------------------------------------------------------------------
+    def loader(self, split: str, *, train: bool):
+        from tlhub.data import make_dataloader
+
+        collate = self.adapter.make_collate(self.model, train=True, augment=self.cfg.augment) if train else self.eval_collate
+        loader = make_dataloader(
+            self.data.splits[split],
+            decode=self.adapter.decode_input,
+            collate=collate,
+            batch_size=self.cfg.batch_size if train else self.cfg.eval_batch_size,
+            shuffle=train,
+            seed=self.cfg.seed,
+            num_workers=self.cfg.num_workers,
+        )
+        return self.accelerator.prepare_data_loader(loader)
+
+    def features(self, split: str):
+        """Cached frozen features of a split (computed on first use, reused by later runs)."""
+        if split not in self.feature_tables:
+            from tlhub.features import cache_key, cached_features
+
+            key = cache_key(self.model, self.adapter.preprocessing(self.model).fingerprint(), self.data.fingerprints[split])
+            table, hit = cached_features(
+                self.model,
+                lambda: self.loader(split, train=False),
+                key=key,
+                cache_dir=self.cfg.cache_dir,
+                accelerator=self.accelerator,
+                desc=f"features {split}",
+            )
+            self.accelerator.print(f"features  {split}: {'cache hit' if hit else 'computed and cached'} ({len(table):,} x {self.model.num_features})")
+            self.feature_tables[split] = table
+        return self.feature_tables[split]
+
+    # -- one stage ----------------------------------------------------------------------------
+    def run_stage(self, stage: Stage, state: RunState, checkpoints: "Checkpoints") -> None:
+        cfg, accelerator, model = self.cfg, self.accelerator, self.model
+        model.freeze_backbone(stage.trainable_groups)
+        on_cache = stage.head_only and stage.use_feature_cache
+        if on_cache:
+            train_x, train_y = _tensors(self.features("train"), accelerator.device)
+            val_x, val_y = _tensors(self.features("validation"), accelerator.device)
+            steps_per_epoch = math.ceil(len(train_y) / cfg.batch_size)
+            net = model.to(accelerator.device)  # every process trains the same head on the same cache
+        else:
+            train_loader, val_loader = self.loader("train", train=True), self.loader("validation", train=False)
+            steps_per_epoch = math.ceil(len(train_loader) / cfg.gradient_accumulation_steps)
+            net = accelerator.prepare_model(model)  # a fresh DDP wrapper: the trainable set changed
+        optimizer = torch.optim.AdamW(param_groups(model, stage), lr=stage.lr)
+        scheduler = warmup_cosine(optimizer, steps_per_epoch * stage.epochs, int(steps_per_epoch * stage.warmup_epochs))
+        if state.stage_epoch:
+            checkpoints.load_optimizer(optimizer, scheduler)
+        summary = model.trainable_summary()
+        accelerator.print(
+            f"\n== {stage.name}: {stage.epochs} epochs, {summary['trainable']:,} of {summary['parameters']:,} parameters trainable"
+            + (", on cached features" if on_cache else "")
+        )
+
+        while state.stage_epoch < stage.epochs:
+            epoch_started = time.perf_counter()
+            model.train()
+            if on_cache:
+                train_loss, seen = self._epoch_on_cache(train_x, train_y, optimizer, scheduler, state)
+                val_loss, val_acc = self._validate_on_cache(val_x, val_y)
+            else:
+                train_loader.set_epoch(state.global_epoch)
+                train_loss, seen = self._epoch(net, train_loader, optimizer, scheduler, stage, state)
+                val_loss, val_acc = self._validate(val_loader)
+            state.stage_epoch += 1
+            state.global_epoch += 1
+            seconds = time.perf_counter() - epoch_started
+            row = {
+                "stage": stage.name,
+                "epoch": state.global_epoch,
+                "stage_epoch": state.stage_epoch,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "val_accuracy": val_acc,
+                "lr": optimizer.param_groups[-1]["lr"],
+                "seconds": seconds,
+                "samples_per_second": seen / seconds,
+            }
+            state.history.append(row)
+            improved = val_acc > state.best_metric
+            if improved:
+                state.best_metric, state.best_epoch, state.bad_epochs = val_acc, state.global_epoch, 0
+            else:
+                state.bad_epochs += 1
+            patience = cfg.early_stopping_patience
+            stop = patience is not None and state.bad_epochs >= patience
+            state.stage_done = state.stage_epoch >= stage.epochs or stop
+            accelerator.print(
+                f"[{stage.name} {state.stage_epoch}/{stage.epochs}] train loss {train_loss:.4f}  val loss {val_loss:.4f}  "
+                f"val acc {val_acc:.4f}{' *' if improved else ''}  lr {row['lr']:.2e}  {row['samples_per_second']:.0f} samples/s"
+            )
+            checkpoints.save(model, optimizer, scheduler, state, cfg, best=improved)
+            if stop:
+                accelerator.print(f"early stop: no validation improvement for {patience} epochs")
+                break
+
+    def _epoch(self, net, loader, optimizer, scheduler, stage: Stage, state: RunState) -> tuple[float, int]:
+        from tqdm.auto import tqdm
+
+        accelerator = self.accelerator
+        total, count = torch.zeros((), device=accelerator.device), 0
+        bar = tqdm(
+            loader,
+            desc=f"{stage.name} epoch {state.stage_epoch + 1}/{stage.epochs}",
+            unit="batch",
+            disable=not accelerator.is_local_main_process,
+            leave=False,
+        )
+        for batch in bar:
+            with accelerator.accumulate(net):
+                loss = self.criterion(net(batch), batch["labels"])
+                accelerator.backward(loss)
+                optimizer.step()
+                if accelerator.sync_gradients:
+                    scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            n = batch["labels"].shape[0]
+            total += loss.detach() * n
+            count += n
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+        # mean over every sample of every process
+        total = accelerator.reduce(total, reduction="sum")
+        count_all = int(accelerator.reduce(torch.tensor(count, device=accelerator.device), reduction="sum"))
+        return float(total) / max(count_all, 1), count_all
+
+    def _validate(self, loader) -> tuple[float, float]:
+        from tlhub.evaluation import evaluate_model
+
+        with self.accelerator.autocast():
+            preds, refs, loss = evaluate_model(self.model, loader, accelerator=self.accelerator, progress=False)
+        return float(loss), float((preds == refs).mean()) if len(refs) else 0.0
+
+    def _epoch_on_cache(self, x, y, optimizer, scheduler, state: RunState) -> tuple[float, int]:
+        # The head alone, on precomputed features: no backbone, no images, milliseconds per epoch.
+        generator = torch.Generator().manual_seed(self.cfg.seed * 100_003 + state.global_epoch)
+        order = torch.randperm(len(y), generator=generator).to(x.device)
+        total = 0.0
+        for start in range(0, len(y), self.cfg.batch_size):
+            idx = order[start : start + self.cfg.batch_size]
+            loss = self.criterion(self.model.forward_head(x[idx]), y[idx])
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            total += loss.item() * len(idx)
+        return total / len(y), len(y)
+
+    def _validate_on_cache(self, x, y) -> tuple[float, float]:
+        self.model.eval()
+        with torch.inference_mode():
+            logits = self.model.forward_head(x)
+            return nn.functional.cross_entropy(logits, y).item(), (logits.argmax(-1) == y).float().mean().item()
+
+    # -- the end ------------------------------------------------------------------------------
+    def final_evaluation(self):
+        """Evaluate the best weights on the test split (the validation split if there is none)."""
+        from tlhub.evaluation import compute_metrics, evaluate_model
+
+        split = "test" if "test" in self.data.splits else "validation"
+        if split != "test":
+            self.accelerator.print("no test split: the final evaluation uses the validation split, which also chose the best epoch")
+        self.model.eval()
+        if self.cfg.strategy == "feature-extraction" and self.cfg.feature_cache:
+            x, y = _tensors(self.features(split), self.accelerator.device)
+            with torch.inference_mode():
+                logits = self.model.forward_head(x)
+                loss = nn.functional.cross_entropy(logits, y).item()
+            preds, refs = logits.argmax(-1).cpu().numpy(), y.cpu().numpy()
+        else:
+            with self.accelerator.autocast():
+                preds, refs, loss = evaluate_model(self.model.to(self.accelerator.device), self.loader(split, train=False), accelerator=self.accelerator)
+        return compute_metrics(preds, refs, self.data.labels, split=split, loss=float(loss))
+
+    def example_prediction(self) -> dict | None:
+        """A top-k prediction on one held-out example, as the README's demo shows."""
+        from tlhub.predict import Predictor
+
+        split = "test" if "test" in self.data.splits else "validation"
+        row = self.data.splits[split][0]
+        predictor = Predictor(self.model, device=str(self.accelerator.device))
+        preds = predictor([row["input"]], top_k=self.cfg.example_top_k)[0]
+        shown = row["input"] if isinstance(row["input"], str) else f"{split}[0]"
+        return {"input": shown, "label": self.data.labels[row["label"]], "predictions": [p.__dict__ for p in preds]}
+
+
+# -- optimisation -----------------------------------------------------------------------------
+def param_groups(model, stage: Stage) -> list[dict]:
+    """AdamW parameter groups: layer-wise lr decay towards the input, no weight decay on
+    biases and norms (1-D tensors), only trainable parameters."""
+    params = dict(model.named_parameters())
+    groups = model.layer_groups()
+    # head and the last group train at stage.lr; each group closer to the input at layer_decay x
+    scales = {name: stage.layer_decay ** (len(groups) - 1 - i) for i, g in enumerate(groups) for name in g.parameter_names}
+    buckets: dict[tuple[float, float], list] = {}
+    for name, p in params.items():
+        if not p.requires_grad:
+            continue
+        lr = stage.lr * scales.get(name, 1.0)
+        wd = 0.0 if p.ndim <= 1 else stage.weight_decay
+        buckets.setdefault((lr, wd), []).append(p)
+    # ordered by lr so that param_groups[-1] is the head's (used for logging)
+    return [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in sorted(buckets.items(), key=lambda kv: kv[0][0])]
+
+
+def warmup_cosine(optimizer, total_steps: int, warmup_steps: int):
+    """Linear warm-up, then cosine decay to zero, per optimizer step."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / (warmup_steps + 1)
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+# -- checkpoints --------------------------------------------------------------------------------
+class Checkpoints:
+    """Epoch checkpoints written atomically: a folder per epoch, then a ``latest`` link swapped
+    in with one rename. A run killed at any moment leaves the previous checkpoint intact."""
+
+    def __init__(self, root: Path, accelerator):
+        self.root = root
+        self.accelerator = accelerator
+
+    def latest(self) -> Path | None:
+        link = self.root / "latest"
+        return link.resolve() if link.is_symlink() and link.resolve().is_dir() else None
+
+    def save(self, model, optimizer, scheduler, state: RunState, cfg: TrainConfig, *, best: bool) -> None:
+        from safetensors.torch import save_model as save_weights
+
+        acc = self.accelerator
+        name = f"epoch-{state.global_epoch:04d}"
+        tmp = self.root / f".{name}.tmp"
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        acc.wait_for_everyone()
+        torch.save(_rng_state(), tmp / f"rng-{acc.process_index}.pt")  # each process has its own RNG
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            save_weights(model, str(tmp / "model.safetensors"))
+            torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
+            write_json_atomic(tmp / "state.json", {"state": state.__dict__, "config": _resume_key(cfg)})
+            if best:
+                shutil.copyfile(tmp / "model.safetensors", self.root / ".best.tmp")
+                os.replace(self.root / ".best.tmp", self.root / "best.safetensors")
+            final = self.root / name
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+            link_tmp = self.root / ".latest.tmp"
+            link_tmp.unlink(missing_ok=True)
+            link_tmp.symlink_to(name)
+            os.replace(link_tmp, self.root / "latest")  # the atomic switch
+            for old in self.root.glob("epoch-*"):
+                if old.name != name:
+                    shutil.rmtree(old, ignore_errors=True)
+        acc.wait_for_everyone()
+
+    def load_state(self, cfg: TrainConfig) -> RunState:
+        saved = json.loads((self.latest() / "state.json").read_text())
+        if saved["config"] != _resume_key(cfg):
+            changed = sorted(k for k in saved["config"] if saved["config"].get(k) != _resume_key(cfg).get(k))
+            raise CheckpointError(
+                f"{self.root} holds a checkpoint of a run with different settings ({', '.join(changed)})",
+                fix="use another --output-dir for the new settings, or --resume false to start over here",
+            )
+        rng = self.latest() / f"rng-{self.accelerator.process_index}.pt"
+        if rng.is_file():
+            _set_rng_state(torch.load(rng, weights_only=False))  # our own file: RNG states are numpy/python objects
+        return RunState(**saved["state"])
+
+    def load_model(self, model) -> None:
+        from safetensors.torch import load_model as load_weights
+
+        load_weights(model, str(self.latest() / "model.safetensors"))
+
+    def load_optimizer(self, optimizer, scheduler) -> None:
+        states = torch.load(self.latest() / "optimizer.pt", weights_only=True)
+        optimizer.load_state_dict(states["optimizer"])
+        scheduler.load_state_dict(states["scheduler"])
+
+    def load_best(self, model) -> None:
+        from safetensors.torch import load_model as load_weights
+
+        best = self.root / "best.safetensors"
+        if best.is_file():
+            load_weights(model, str(best), device=str(next(model.parameters()).device))
+
+
+def _resume_key(cfg: TrainConfig) -> dict:
+    return {k: v for k, v in cfg.to_dict().items() if k not in RESUMABLE_FIELDS}
+
+
+def _rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# -- helpers --------------------------------------------------------------------------------------
+def _as_config(config, overrides) -> TrainConfig:
+    if config is None:
+        return TrainConfig.from_dict(overrides)
+    if isinstance(config, TrainConfig):
+        return config.replace(**overrides) if overrides else config
+    if isinstance(config, dict):
+        return TrainConfig.from_dict({**config, **overrides})
+    return TrainConfig.from_yaml(config, **overrides)
+
+
+def _mixed_precision(cfg: TrainConfig) -> str:
+    if cfg.mixed_precision != "auto":
+        return cfg.mixed_precision
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+
+
+def _apply_overrides(model, cfg: TrainConfig) -> None:
+    if (cfg.image_size or cfg.crop_pct) and hasattr(model, "set_input_size"):
+        model.set_input_size(cfg.image_size, cfg.crop_pct)
+    if cfg.max_length and hasattr(model, "max_length"):
+        model.max_length = cfg.max_length
+    if cfg.drop_rate is not None:
+        model.set_dropout(cfg.drop_rate)
+
+
+def _tensors(table, device):
+    from tlhub.features import as_tensors
+
+    x, y = as_tensors(table)
+    return x.to(device), y.to(device)
+
+
+def _save(model, adapter, cfg, data, stages, state, result, model_dir: Path, checkpoints, accelerator) -> None:
+    """The saved model: native weights + record + evaluation + curves + a few examples."""
+    from tlhub.plots import plot_training_curves
+
+    def write_extras(staging: Path) -> None:
+        result.save(staging)  # eval_results.json + images/confusion_matrix.png
+        if state.history:
+            plot_training_curves(state.history, staging / IMAGES_DIR / "training_curves.png", title=f"{cfg.strategy} on {data.source_name}")
+        _write_examples(data, staging / EXAMPLES_DIR)
+
+    record = {
+        "dataset": {"name": data.source_name, "splits": {k: len(v) for k, v in data.splits.items()}, "report": data.report.to_dict()},
+        "strategy": cfg.strategy,
+        "stages": [s.to_dict() for s in stages],
+        "epochs_run": state.global_epoch,
+        "best_epoch": state.best_epoch,
+        "best_validation_accuracy": state.best_metric,
+        "seed": cfg.seed,
+        "config": cfg.to_dict(),
+        "num_processes": accelerator.num_processes,
+        "mixed_precision": accelerator.mixed_precision,
+    }
+    save_model(model, model_dir, record=record, extra_files={LOG_FILE: state.history}, writers=[write_extras])
+
+
+def _write_examples(data, folder: Path, per_class: int = 1, limit: int = 6) -> None:
+    """A few validation inputs, one per class, for Space examples."""
+    folder.mkdir(parents=True, exist_ok=True)
+    split = data.splits["validation"]
+    seen: dict[int, int] = {}
+    texts = []
+    for i in range(len(split)):
+        label = int(split[i]["label"])
+        if seen.get(label, 0) >= per_class:
+            continue
+        seen[label] = seen.get(label, 0) + 1
+        value = split[i]["input"]
+        name = data.labels[label]
+        if isinstance(value, str):
+            texts.append({"text": value, "label": name})
+        elif hasattr(value, "save"):
+            safe = "".join(c if c.isalnum() else "_" for c in name)
+            value.save(folder / f"{len(seen):02d}_{safe}.png")
+        if sum(seen.values()) >= limit:
+            break
+    if texts:
+        write_json_atomic(folder / "examples.json", texts)

@@ -17,8 +17,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
 
-import pathlib as _p
-pytest_plugins = ["tests.hubserver.fixture"] if (_p.Path(__file__).parent / "hubserver" / "fixture.py").exists() else []  # TEMP
+pytest_plugins = ["tests.hubserver.fixture"]
 
 LITE0 = "tlhub-offline/tf_efficientnet_lite0.in1k"
 MOBILENET = "tlhub-offline/mobilenetv2_100.tv_in1k"

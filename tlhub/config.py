@@ -29,7 +29,7 @@ class TrainConfig:
     backbone: str = DEFAULT_BACKBONE  # Hub repo id, hf-hub:NAME, ADAPTER:NAME or local folder
     revision: str | None = None  # branch, tag or commit of the backbone
     adapter: str | None = None  # force an adapter instead of reading the repo's config
-    data: str = DEFAULT_DATA  # builtin name, folder, CSV/JSON/Parquet file or Hub dataset
+    data: str = DEFAULT_DATA  # builtin name, folder, CSV/JSON/Parquet file, Hub dataset (or a Dataset in Python)
     input_column: str | None = None  # auto-detected when unset
     label_column: str | None = None  # auto-detected when unset
     train_split: str = "train"
@@ -47,9 +47,10 @@ class TrainConfig:
 
     # -- how to train ---------------------------------------------------------------------------
     strategy: str = "lp-ft"  # feature-extraction | fine-tune | lp-ft | gradual-unfreeze
-    probe_epochs: int = 30  # epochs of the head on frozen (cached) features
-    probe_lr: float = 3e-3
+    probe_epochs: int = 40  # epochs of the head on frozen (cached) features
+    probe_lr: float = 3e-4
     probe_weight_decay: float = 1e-4
+    probe_hflip: bool = True  # images: also train the probe on features of flipped training images
     epochs: int = 10  # fine-tuning epochs (all strategies that unfreeze)
     lr: float = 1e-3  # fine-tuning learning rate of the head and the last layer group
     layer_decay: float = 0.75  # lr multiplier per layer group towards the input (1.0 = flat)
@@ -147,7 +148,10 @@ class TrainConfig:
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if not isinstance(out["data"], str):  # an in-memory Dataset is described, not copied
+            out["data"] = f"<in-memory {type(out['data']).__name__}>"
+        return out
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -194,8 +198,8 @@ def _coerce_types(config: TrainConfig) -> None:
             if target is int and isinstance(value, float) and not value.is_integer():
                 raise ConfigError(f"{f.name}: expected a whole number, got {value!r}", fix=f"give {f.name} a whole number")
             value = converted
-        elif target is str:
-            value = str(value)
+        elif target is str and isinstance(value, (int, float)):
+            value = str(value)  # YAML reads `unfreeze: 2` as a number; objects (an in-memory Dataset) stay
         object.__setattr__(config, f.name, value)
 
 

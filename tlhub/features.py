@@ -106,7 +106,15 @@ def _compute_and_store(model, loader, path: Path, *, accelerator, desc: str) -> 
     # write next to the final place, then rename: a killed run never leaves half a cache entry
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    table.save_to_disk(str(tmp))
+    from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
+
+    was_enabled = is_progress_bar_enabled()
+    disable_progress_bar()  # a "Saving the dataset" bar for a few MB is noise
+    try:
+        table.save_to_disk(str(tmp))
+    finally:
+        if was_enabled:
+            enable_progress_bar()
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.replace(tmp, path)
@@ -118,5 +126,5 @@ def as_tensors(table: "datasets.Dataset"):
     """The cached split as two tensors (features N x D, labels N), read from the memory map."""
     import torch
 
-    arrays = table.with_format("numpy")
+    arrays = table.with_format("numpy")[:]  # one read of the whole (memory-mapped) table
     return torch.from_numpy(arrays["features"]), torch.from_numpy(arrays["label"])

@@ -102,9 +102,18 @@ def resolve(name: str, *, revision: str | None = None, allow_patterns=None) -> B
     )
 
 
-def download_files(source: BackboneSource, allow_patterns) -> BackboneSource:
-    """Fetch the rest of a repo (weights, tokenizer) once the adapter knows what it needs."""
+def download_files(source: BackboneSource, allow_patterns, *, required=()) -> BackboneSource:
+    """Fetch the rest of a repo (weights, tokenizer) once the adapter knows what it needs.
+
+    When every ``required`` pattern already matches a file of the (immutable, commit-pinned)
+    snapshot on disk, nothing is asked of the Hub: a cached model loads with no network at all.
+    """
+    import fnmatch
+
     if source.repo_id is None:
+        return source
+    present = [p.name for p in source.path.iterdir()]
+    if required and all(any(fnmatch.fnmatch(name, pattern) for name in present) for pattern in required):
         return source
     from huggingface_hub import snapshot_download
 

@@ -83,6 +83,15 @@ class TransferModel(nn.Module):
                         module.eval()
         return self
 
+    def init_head(self) -> None:
+        """Start a new head from zero: uniform logits, so early steps learn instead of undoing a
+        random init (timm's EfficientNet init, for one, is sized for 1,000 classes and gives
+        logits of std ~10 for a 10-class head)."""
+        params = dict(self.named_parameters())
+        with torch.no_grad():
+            for name in self.head_parameter_names():
+                params[name].zero_()
+
     def set_dropout(self, p: float) -> None:
         """Set every dropout probability (``nn.Dropout`` modules and timm's ``drop_rate`` attributes)."""
         for module in self.modules():

@@ -47,6 +47,8 @@ class TrainResult:
     example: dict | None
     seconds: float
     stages: list[dict] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # wall seconds of each phase of this call
+    feature_cache: dict[str, bool] = field(default_factory=dict)  # split -> True when read from the cache
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -90,6 +92,14 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, **overri
     set_seed(cfg.seed)
     say = accelerator.print
     out = Path(cfg.output_dir)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = timings.get(name, 0.0) + now - clock
+        clock = now
 
     # 1. the backbone decides the modality, and so how the data is read
     from tlhub.factory import resolve_backbone
@@ -119,12 +129,15 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, **overri
     say(f"data      {data.source_name}: " + ", ".join(f"{k} {len(v):,}" for k, v in data.splits.items()) + f"; {len(data.labels)} classes")
     for line in data.report.summary().splitlines():
         say(f"          {line}")
+    lap("data")
 
     # 3. the model: pretrained backbone, new head sized for our labels
     model = adapter.load(source, labels=data.labels, pretrained=cfg.pretrained)
+    model.init_head()
     _apply_overrides(model, cfg)
     model.norm_eval = cfg.norm_eval
     groups = model.layer_groups()
+    lap("model")
 
     # 4. the plan
     stages = plan_stages(cfg, len(groups))
@@ -152,13 +165,16 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, **overri
             continue
         if index > state.stage_index:
             state.stage_index, state.stage_epoch, state.stage_done, state.bad_epochs = index, 0, False, 0
+        lap("resume")
         loop.run_stage(stage, state, checkpoints)
         # the next stage starts from the best weights so far (e.g. the best probe head)
         checkpoints.load_best(model)
+        lap(f"stage:{stage.name}")
 
     # 6. best weights, held-out evaluation, save
     checkpoints.load_best(model)
     result = loop.final_evaluation()
+    lap("evaluation")
     model_dir = out / "model"
     example = None
     if accelerator.is_main_process:
@@ -166,6 +182,7 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, **overri
         example = loop.example_prediction()
         write_json_atomic(out / "metrics.json", result.to_dict())
     accelerator.wait_for_everyone()
+    lap("save")
     seconds = time.perf_counter() - started
     say(f"\n{result.split} {result.summary()}  ({seconds:.0f} s)")
     say(result.table())
@@ -174,7 +191,8 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, **overri
         for rank, p in enumerate(example["predictions"], 1):
             say(f"  {rank}. {p['label']:<24} {p['score']:6.1%}")
     say(f"\nmodel saved to {model_dir}")
-    return TrainResult(out, model_dir, result, state.history, data.report.to_dict(), example, seconds, [s.to_dict() for s in stages])
+    timings.pop("resume", None)
+    return TrainResult(out, model_dir, result, state.history, data.report.to_dict(), example, seconds, [s.to_dict() for s in stages], timings, loop.feature_hits)
 
 
 class Loop:
@@ -185,6 +203,7 @@ class Loop:
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.eval_collate = adapter.make_collate(model, train=False)
         self.feature_tables: dict[str, Any] = {}
+        self.feature_hits: dict[str, bool] = {}
 
     # -- data ---------------------------------------------------------------------------------
     def loader(self, split: str, *, train: bool):
@@ -202,23 +221,29 @@ class Loop:
         )
         return self.accelerator.prepare_data_loader(loader)
 
-    def features(self, split: str):
-        """Cached frozen features of a split (computed on first use, reused by later runs)."""
-        if split not in self.feature_tables:
+    def features(self, split: str, view: str = ""):
+        """Cached frozen features of a split (computed on first use, reused by later runs).
+
+        ``view="hflip"`` gives the features of the horizontally flipped images: a second view
+        of every training image for the probe, at the cost of one more pass of the backbone.
+        """
+        name = f"{split}:{view}" if view else split
+        if name not in self.feature_tables:
             from tlhub.features import cache_key, cached_features
 
-            key = cache_key(self.model, self.adapter.preprocessing(self.model).fingerprint(), self.data.fingerprints[split])
+            def loader():
+                base = self.loader(split, train=False)
+                return base if not view else (_hflip(batch) for batch in base)
+
+            fingerprint = self.data.fingerprints[split] + (f":{view}" if view else "")
+            key = cache_key(self.model, self.adapter.preprocessing(self.model).fingerprint(), fingerprint)
             table, hit = cached_features(
-                self.model,
-                lambda: self.loader(split, train=False),
-                key=key,
-                cache_dir=self.cfg.cache_dir,
-                accelerator=self.accelerator,
-                desc=f"features {split}",
+                self.model, loader, key=key, cache_dir=self.cfg.cache_dir, accelerator=self.accelerator, desc=f"features {name}"
             )
-            self.accelerator.print(f"features  {split}: {'cache hit' if hit else 'computed and cached'} ({len(table):,} x {self.model.num_features})")
-            self.feature_tables[split] = table
-        return self.feature_tables[split]
+            self.accelerator.print(f"features  {name}: {'cache hit' if hit else 'computed and cached'} ({len(table):,} x {self.model.num_features})")
+            self.feature_tables[name] = table
+            self.feature_hits[name] = hit
+        return self.feature_tables[name]
 
     # -- one stage ----------------------------------------------------------------------------
     def run_stage(self, stage: Stage, state: RunState, checkpoints: "Checkpoints") -> None:
@@ -227,6 +252,9 @@ class Loop:
         on_cache = stage.head_only and stage.use_feature_cache
         if on_cache:
             train_x, train_y = _tensors(self.features("train"), accelerator.device)
+            if cfg.probe_hflip and self.adapter.modality == "image":
+                flip_x, flip_y = _tensors(self.features("train", view="hflip"), accelerator.device)
+                train_x, train_y = torch.cat([train_x, flip_x]), torch.cat([train_y, flip_y])
             val_x, val_y = _tensors(self.features("validation"), accelerator.device)
             steps_per_epoch = math.ceil(len(train_y) / cfg.batch_size)
             net = model.to(accelerator.device)  # every process trains the same head on the same cache
@@ -249,10 +277,12 @@ class Loop:
             model.train()
             if on_cache:
                 train_loss, seen = self._epoch_on_cache(train_x, train_y, optimizer, scheduler, state)
+                train_seconds = time.perf_counter() - epoch_started
                 val_loss, val_acc = self._validate_on_cache(val_x, val_y)
             else:
                 train_loader.set_epoch(state.global_epoch)
                 train_loss, seen = self._epoch(net, train_loader, optimizer, scheduler, stage, state)
+                train_seconds = time.perf_counter() - epoch_started
                 val_loss, val_acc = self._validate(val_loader)
             state.stage_epoch += 1
             state.global_epoch += 1
@@ -266,7 +296,8 @@ class Loop:
                 "val_accuracy": val_acc,
                 "lr": optimizer.param_groups[-1]["lr"],
                 "seconds": seconds,
-                "samples_per_second": seen / seconds,
+                "train_seconds": train_seconds,
+                "samples_per_second": seen / train_seconds,
             }
             state.history.append(row)
             improved = val_acc > state.best_metric
@@ -274,7 +305,9 @@ class Loop:
                 state.best_metric, state.best_epoch, state.bad_epochs = val_acc, state.global_epoch, 0
             else:
                 state.bad_epochs += 1
-            patience = cfg.early_stopping_patience
+            # Early stopping saves whole backbone passes; a probe on cached features costs
+            # milliseconds an epoch, so it runs its schedule out (best epoch still chosen).
+            patience = None if on_cache else cfg.early_stopping_patience
             stop = patience is not None and state.bad_epochs >= patience
             state.stage_done = state.stage_epoch >= stage.epochs or stop
             accelerator.print(
@@ -525,6 +558,10 @@ def _apply_overrides(model, cfg: TrainConfig) -> None:
         model.max_length = cfg.max_length
     if cfg.drop_rate is not None:
         model.set_dropout(cfg.drop_rate)
+
+
+def _hflip(batch: dict) -> dict:
+    return {**batch, "pixel_values": batch["pixel_values"].flip(-1)}
 
 
 def _tensors(table, device):

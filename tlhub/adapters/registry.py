@@ -28,6 +28,10 @@ KNOWN_PLUGINS = {
     "audio": "tlhub-audio",
 }
 
+#: Key a plugin may write into the ``config.json`` of the models it saves, naming itself, so that
+#: ``tlhub.create_model(saved_dir)`` reloads them with the same adapter (see adapter_for_config).
+SAVED_BY_KEY = "tlhub_adapter"
+
 
 @dataclass
 class AdapterInfo:
@@ -42,6 +46,8 @@ class AdapterInfo:
     error: str | None = None
     fix: str | None = None
     adapter: Adapter | None = field(default=None, repr=False)
+    #: where the distribution is installed (its .dist-info folder), to tell two copies apart
+    location: str | None = None
 
     @property
     def builtin(self) -> bool:
@@ -56,6 +62,8 @@ class AdapterInfo:
             "status": self.status,
             "error": self.error,
             "fix": self.fix,
+            "entry_point": self.value,
+            "location": self.location,
         }
 
 
@@ -104,7 +112,7 @@ def _importable(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def _entry_points() -> list[tuple[metadata.EntryPoint, str, str]]:
+def _entry_points() -> list[tuple[metadata.EntryPoint, str, str, str | None]]:
     found = []
     seen = set()
     for dist in metadata.distributions():
@@ -112,12 +120,53 @@ def _entry_points() -> list[tuple[metadata.EntryPoint, str, str]]:
         for ep in dist.entry_points:
             if ep.group != ENTRY_POINT_GROUP:
                 continue
-            key = (dist_name.lower(), ep.name, ep.value)
+            key = (dist_name.lower(), ep.name, ep.value, dist.version)
             if key in seen:  # the same distribution seen twice on sys.path
                 continue
             seen.add(key)
-            found.append((ep, dist_name, dist.version))
+            found.append((ep, dist_name, dist.version, _location(dist)))
     return found
+
+
+def _location(dist: metadata.Distribution) -> str | None:
+    path = getattr(dist, "_path", None)  # the .dist-info / .egg-info folder (PathDistribution)
+    return str(path) if path is not None else None
+
+
+def _import_failure(exc: BaseException, ep: metadata.EntryPoint, dist_name: str) -> tuple[str, str]:
+    """``(error, fix)`` for an entry point whose module could not be imported or raised."""
+    module = ep.value.split(":", 1)[0].strip()
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        missing = exc.name
+        if module == missing or module.startswith(missing + "."):
+            return (
+                f"the entry point points to module {module!r}, which is not installed ({type(exc).__name__}: {exc})",
+                f"the installed metadata of {dist_name} is stale or its files are gone: pip install --force-reinstall {dist_name} "
+                f"(or pip uninstall {dist_name})",
+            )
+        top = missing.split(".", 1)[0]
+        return (
+            f"{type(exc).__name__}: {exc} (imported by {module})",
+            f"{dist_name} needs the module {top!r}, which is not installed: pip install {top} (if that is its pip name), "
+            f"or reinstall the plugin with its dependencies: pip install --force-reinstall {dist_name}; "
+            f"if {dist_name} does not declare it, report it to its authors",
+        )
+    where = ""
+    tb = exc.__traceback__
+    frames = []
+    while tb is not None:
+        frames.append(tb)
+        tb = tb.tb_next
+    if frames:
+        code = frames[-1].tb_frame.f_code
+        where = f" (at {code.co_filename}:{frames[-1].tb_lineno})"
+    if isinstance(exc, ImportError):
+        fix = f"a module {dist_name} imports is missing or incompatible: pip install --force-reinstall {dist_name}, or upgrade it and its dependencies"
+    elif isinstance(exc, AttributeError) and ":" in ep.value:
+        fix = f"the entry point {ep.value!r} names an attribute its module does not define: fix [project.entry-points.\"{ENTRY_POINT_GROUP}\"] of {dist_name} and reinstall it"
+    else:
+        fix = f"importing the plugin raised an error: fix it, or uninstall it (pip uninstall {dist_name}); reinstalling may help: pip install --force-reinstall {dist_name}"
+    return f"{type(exc).__name__}: {exc}{where}", fix
 
 
 _CACHE: dict[str, AdapterInfo] | None = None
@@ -130,8 +179,8 @@ def discover(refresh: bool = False) -> list[AdapterInfo]:
     if _ALL is not None and not refresh:
         return _ALL
     infos: list[AdapterInfo] = []
-    for ep, dist_name, version in _entry_points():
-        info = AdapterInfo(ep.name, dist_name, version, ep.value)
+    for ep, dist_name, version, location in _entry_points():
+        info = AdapterInfo(ep.name, dist_name, version, ep.value, location=location)
         try:
             info.adapter = _validate(ep.load(), ep.name)
             info.modality = info.adapter.modality
@@ -139,8 +188,7 @@ def discover(refresh: bool = False) -> list[AdapterInfo]:
             info.status, info.error, info.fix = "broken", exc.message, exc.fix
         except Exception as exc:  # an import error, or anything the plugin raises while loading
             info.status = "broken"
-            info.error = f"{type(exc).__name__}: {exc}"
-            info.fix = f"reinstall or fix the plugin: pip install --force-reinstall {dist_name}"
+            info.error, info.fix = _import_failure(exc, ep, dist_name)
         infos.append(info)
 
     # Name conflicts: a built-in always wins; two plugins claiming one name are both refused,
@@ -153,15 +201,22 @@ def discover(refresh: bool = False) -> list[AdapterInfo]:
             continue
         builtin = [c for c in claimants if c.builtin]
         losers = [c for c in claimants if not c.builtin] if builtin else claimants
-        others = ", ".join(sorted({c.distribution for c in claimants}))
+        dists = sorted({c.distribution for c in claimants})
+        others = ", ".join(dists)
         for c in losers:
             c.status = "conflict"
-            c.error = f"adapter name {name!r} is claimed by several packages: {others}" + (" (a built-in adapter)" if builtin else "")
-            c.fix = (
-                f"rename the plugin's entry point; built-in adapters cannot be replaced"
-                if builtin
-                else f"uninstall all but one of: {others}"
-            )
+            if len(dists) == 1:  # one distribution installed twice (two site-packages, or a stale copy)
+                copies = "; ".join(f"{x.version} at {x.location or '?'}" for x in claimants)
+                c.error = f"{c.distribution} is installed more than once ({copies}), so adapter {name!r} is registered twice"
+                c.fix = f"run `pip uninstall {c.distribution}` until none is left, then install it once"
+            elif builtin:
+                c.error = f"adapter name {name!r} is claimed by several packages: {others} (a built-in adapter)"
+                c.fix = (f"built-in adapters cannot be replaced: {c.distribution} must register its entry point "
+                         f"under another name (its {c.value} is not used)")
+            else:
+                c.error = f"adapter name {name!r} is claimed by several packages: {others}; none of them is used, " \
+                          f"because picking one would depend on install order"
+                c.fix = f"keep one: pip uninstall " + " or ".join(d for d in dists) + " (or ask their authors to use distinct names)"
             c.adapter = None
     _ALL = infos
     _CACHE = {i.name: i for i in infos if i.status == "ok"}
@@ -192,7 +247,20 @@ def get_adapter(name: str) -> Adapter:
 
 
 def adapter_for_config(config: dict[str, Any], *, where: str) -> Adapter:
-    """The adapter whose library the repo's own ``config.json`` names."""
+    """The adapter whose library the repo's own ``config.json`` names.
+
+    A model saved by tlhub through a plugin may record that plugin in its ``config.json``
+    (:data:`SAVED_BY_KEY`, e.g. ``"tlhub_adapter": "audio"``): a wav2vec2 classifier saved by the
+    audio plugin is also a valid transformers config, and the built-in adapter, preferred below,
+    would otherwise load it the wrong way. The marker is honoured only when the named adapter is
+    installed, working and itself claims the config; when it is missing the error names the
+    package to install instead of silently loading the model with another adapter.
+    """
+    marker = config.get(SAVED_BY_KEY)
+    if isinstance(marker, str) and marker:
+        adapter = get_adapter(marker)  # raises with the pip command when it is not installed or broken
+        if _safe_claims(adapter, config):
+            return adapter
     claimants = [i.adapter for i in available().values() if i.adapter is not None and _safe_claims(i.adapter, config)]
     # Built-ins first, so a plugin that claims broadly never hijacks a timm/transformers repo.
     claimants.sort(key=lambda a: not available()[a.name].builtin)

@@ -31,7 +31,7 @@ class TimmAdapter(Adapter):
         from tlhub.hub import download_files
 
         if pretrained:
-            source = download_files(source, self.allow_patterns)
+            source = download_files(source, self.allow_patterns, required=("model.safetensors",))
             if not (source.path / "model.safetensors").is_file() and not (source.path / "pytorch_model.bin").is_file():
                 from tlhub.errors import BackboneNotFoundError
 

@@ -49,7 +49,7 @@ class TransformersAdapter(Adapter):
         from tlhub.adapters.transformers_model import TransformersTransferModel
         from tlhub.hub import download_files
 
-        source = download_files(source, self.allow_patterns)
+        source = download_files(source, self.allow_patterns, required=("*.safetensors", "tokenizer*"))
         if labels is None and num_classes is not None:
             labels = [f"LABEL_{i}" for i in range(num_classes)]
         config = AutoConfig.from_pretrained(source.path, trust_remote_code=False)

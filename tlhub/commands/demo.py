@@ -20,6 +20,10 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    import os
+
+    # The built-in default needs no network: everything comes from the offline cache.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from tlhub.trainer import train
 
     print(f"tlhub demo: {args.config}")

@@ -1,0 +1,256 @@
+"""tlhub's quality and speed benchmarks, printed as one table.
+
+    python benchmarks/run.py                    # everything (about 30-40 minutes on 2 CPU cores)
+    python benchmarks/run.py epoch-cost probe-cache
+    python benchmarks/run.py --gpu              # GPU throughput against shared/ANCHORS.md
+
+Sections:
+  quality-image  Protocol A (Fashion-MNIST, 100 images per class, 10k test, 96 px): lp-ft,
+                 feature-extraction, and lp-ft from random initialisation (same budget)
+  quality-text   Protocol B (VADER movie snippets, 1,000 training sentences, 2,000 test): MiniLM
+  epoch-cost     one fine-tuning epoch through tlhub vs a plain PyTorch/timm loop, same model,
+                 data, batch size and threads, alternating, median of N
+  probe-cache    a 10-epoch linear probe: backbone recomputed every epoch vs feature cache
+                 (cold, then warm)
+  gpu            training/inference throughput on data already on the GPU (needs CUDA)
+
+Results go to benchmarks/results/<section>.json and the table is printed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ROWS: list[tuple[str, str, str, str]] = []  # (section, what, value, target)
+
+
+def row(section: str, what: str, value: str, target: str = "") -> None:
+    ROWS.append((section, what, value, target))
+    print(f"  {what}: {value}" + (f"  (target {target})" if target else ""), flush=True)
+
+
+def save(section: str, data: dict) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{section}.json").write_text(json.dumps(data, indent=2, default=str))
+
+
+# -- quality --------------------------------------------------------------------------------------
+def quality_image(work: Path) -> None:
+    import tlhub
+
+    config = HERE / "configs" / "fmnist-protocol-a.yaml"
+    runs = {
+        "lp-ft (default recipe)": dict(strategy="lp-ft"),
+        "feature-extraction": dict(strategy="feature-extraction"),
+        "lp-ft from random init": dict(strategy="lp-ft", pretrained=False),
+    }
+    out = {}
+    for name, overrides in runs.items():
+        result = tlhub.train(config, output_dir=str(work / name.replace(" ", "_")), **overrides)
+        out[name] = {"accuracy": result.metrics["accuracy"], "f1_macro": result.metrics["f1_macro"], "seconds": result.seconds}
+    save("quality-image", out)
+    targets = {"lp-ft (default recipe)": ">= 0.88", "feature-extraction": ">= 0.84", "lp-ft from random init": "far below"}
+    for name, r in out.items():
+        row("Fashion-MNIST, Protocol A", f"{name}: test accuracy", f"{r['accuracy']:.4f} ({r['seconds']:.0f} s)", targets[name])
+
+
+def quality_text(work: Path) -> None:
+    import tlhub
+
+    result = tlhub.train(HERE / "configs" / "vader-protocol-b.yaml", output_dir=str(work / "vader"))
+    save("quality-text", {"accuracy": result.metrics["accuracy"], "seconds": result.seconds, "history": result.history})
+    row("VADER movies, Protocol B", "MiniLM lp-ft, 1,000 sentences: test accuracy", f"{result.metrics['accuracy']:.4f} ({result.seconds:.0f} s)", ">= 0.78")
+
+
+# -- speed: one fine-tuning epoch --------------------------------------------------------------------
+EPOCH = dict(
+    backbone="tlhub-offline/tf_efficientnet_lite0.in1k",
+    data="fashion-mnist",
+    max_train_per_class=50,
+    max_eval_samples=50,
+    test_split=None,
+    image_size=96,
+    crop_pct=1.0,
+    batch_size=32,
+    augment=False,
+    label_smoothing=0.0,
+    layer_decay=1.0,
+    warmup_epochs=0.0,
+    drop_rate=0.0,
+)
+
+
+def plain_epoch(data) -> float:
+    """The loop people write by hand: timm model, timm transforms, a DataLoader, AdamW."""
+    import timm
+    import torch
+    from timm.data import create_transform, resolve_data_config
+
+    from tlhub.hub import resolve
+
+    source = resolve(EPOCH["backbone"])
+    model = timm.create_model(f"local-dir:{source.path}", pretrained=True, num_classes=len(data.labels), drop_rate=0.0)
+    cfg = resolve_data_config({}, model=model)
+    cfg.update(input_size=(3, EPOCH["image_size"], EPOCH["image_size"]), crop_pct=EPOCH["crop_pct"])
+    transform = create_transform(**cfg, is_training=False)
+
+    def to_tensors(batch):
+        return {"pixel_values": [transform(img.convert("RGB")) for img in batch["input"]], "labels": batch["label"]}
+
+    train = data.splits["train"].with_transform(to_tensors)
+    loader = torch.utils.data.DataLoader(train, batch_size=EPOCH["batch_size"], shuffle=True, generator=torch.Generator().manual_seed(0))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+    criterion = torch.nn.CrossEntropyLoss()
+    model.train()
+    start = time.perf_counter()
+    for batch in loader:
+        loss = criterion(model(batch["pixel_values"]), batch["labels"])
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return time.perf_counter() - start
+
+
+def tlhub_epoch(work: Path, i: int) -> float:
+    import tlhub
+
+    result = tlhub.train(**EPOCH, strategy="fine-tune", epochs=1, output_dir=str(work / f"epoch-{i}"), early_stopping_patience=None)
+    return result.history[0]["train_seconds"]
+
+
+def epoch_cost(work: Path, repeats: int = 3) -> None:
+    import torch
+
+    from tlhub.data import DataSpec, load_data
+
+    data = load_data(DataSpec(source="fashion-mnist", max_train_per_class=50, max_eval_samples=50, test_split=None), progress=False)
+    plain_epoch(data)  # warm-up: first-touch costs (allocator, lazy imports) paid by neither side
+    plain, ours = [], []
+    for i in range(repeats):  # alternate, so drifting machine load hits both sides alike
+        plain.append(plain_epoch(data))
+        ours.append(tlhub_epoch(work, i))
+    ratio = statistics.median(ours) / statistics.median(plain)
+    save("epoch-cost", {"plain_seconds": plain, "tlhub_seconds": ours, "ratio_of_medians": ratio, "threads": torch.get_num_threads()})
+    row("Fine-tuning epoch (500 images, 96 px, batch 32)", "plain PyTorch/timm loop, median", f"{statistics.median(plain):.1f} s  {plain}")
+    row("Fine-tuning epoch (500 images, 96 px, batch 32)", "tlhub, median", f"{statistics.median(ours):.1f} s  {ours}")
+    row("Fine-tuning epoch (500 images, 96 px, batch 32)", "tlhub / plain", f"{ratio:.3f}x", "<= 1.05x")
+
+
+# -- speed: linear probe with and without the feature cache -------------------------------------------
+PROBE = dict(
+    backbone="tlhub-offline/tf_efficientnet_lite0.in1k",
+    data="fashion-mnist",
+    max_train_per_class=100,
+    max_eval_samples=100,
+    test_split=None,
+    image_size=96,
+    crop_pct=1.0,
+    strategy="feature-extraction",
+    probe_epochs=10,
+    early_stopping_patience=None,
+)
+
+
+def probe_cache(work: Path) -> None:
+    import tlhub
+
+    cache = tempfile.mkdtemp(prefix="tlhub-bench-cache-")
+    usual = tlhub.train(**PROBE, feature_cache=False, output_dir=str(work / "probe-usual"))
+    cold = tlhub.train(**PROBE, cache_dir=cache, output_dir=str(work / "probe-cold"))
+    warm = tlhub.train(**PROBE, cache_dir=cache, output_dir=str(work / "probe-warm"))
+    assert warm.feature_cache["train"], "the warm run did not hit the cache"
+    t = {name: r.timings["stage:linear-probe"] for name, r in (("usual", usual), ("cold", cold), ("warm", warm))}
+    acc = {name: r.metrics["accuracy"] for name, r in (("usual", usual), ("cold", cold), ("warm", warm))}
+    save("probe-cache", {"seconds": t, "validation_accuracy": acc})
+    section = "10-epoch linear probe (1,000 images, 96 px)"
+    row(section, "backbone every epoch (usual way)", f"{t['usual']:.1f} s")
+    row(section, "feature cache, cold (features computed once)", f"{t['cold']:.1f} s, {t['usual'] / t['cold']:.1f}x faster", ">= 6x")
+    row(section, "feature cache, warm (second run)", f"{t['warm']:.2f} s, {t['usual'] / t['warm']:.0f}x faster", ">= 50x")
+
+
+# -- GPU throughput ---------------------------------------------------------------------------------
+def gpu(work: Path) -> None:
+    """Images per second of tlhub's training step vs a raw loop, data already on the GPU."""
+    import torch
+
+    import tlhub
+    from tlhub.trainer import param_groups
+    from tlhub.strategies import Stage
+
+    if not torch.cuda.is_available():
+        row("GPU", "skipped", "no CUDA device")
+        return
+    from accelerate import Accelerator
+
+    results = {}
+    for name in ("tlhub-offline/tf_efficientnet_lite0.in1k",):
+        accelerator = Accelerator(mixed_precision="bf16")
+        model = tlhub.create_model(name, labels=[str(i) for i in range(1000)])
+        model.freeze_backbone("all")
+        model = model.to(memory_format=torch.channels_last)
+        stage = Stage("fine-tune", 1, "all", 1e-3, 0.05, 1.0)
+        optimizer = torch.optim.AdamW(param_groups(model, stage), lr=1e-3)
+        net, optimizer = accelerator.prepare(model, optimizer)
+        x = torch.randn(256, 3, 224, 224, device="cuda").to(memory_format=torch.channels_last)
+        y = torch.randint(0, 1000, (256,), device="cuda")
+        criterion = torch.nn.CrossEntropyLoss()
+
+        def step():
+            loss = criterion(net({"pixel_values": x}), y)
+            accelerator.backward(loss)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+        for _ in range(10):
+            step()
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(30):
+            step()
+        torch.cuda.synchronize()
+        results[name] = 256 * 30 / (time.perf_counter() - start)
+        row("GPU (bf16, batch 256, 224 px)", f"{name} train all layers", f"{results[name]:.0f} img/s", ">= 90% of 6,187 (ANCHORS, H200)")
+    save("gpu", results)
+
+
+SECTIONS = {
+    "quality-image": quality_image,
+    "quality-text": quality_text,
+    "epoch-cost": epoch_cost,
+    "probe-cache": probe_cache,
+    "gpu": gpu,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sections", nargs="*", choices=[*SECTIONS, []], help="default: all but gpu")
+    parser.add_argument("--work-dir", default=None, help="where runs go (default: a temporary folder)")
+    args = parser.parse_args()
+    sections = args.sections or [s for s in SECTIONS if s != "gpu"]
+    work = Path(args.work_dir or tempfile.mkdtemp(prefix="tlhub-bench-"))
+    import torch
+
+    print(f"tlhub benchmarks: {', '.join(sections)}; torch {torch.__version__}, {torch.get_num_threads()} threads; runs in {work}")
+    for name in sections:
+        print(f"\n### {name}", flush=True)
+        SECTIONS[name](work)
+    print("\n| section | measurement | result | target |\n|---|---|---|---|")
+    for section, what, value, target in ROWS:
+        print(f"| {section} | {what} | {value} | {target} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

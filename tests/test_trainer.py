@@ -1,0 +1,157 @@
+"""The engine end to end on real data (Fashion-MNIST) and a real pretrained backbone, kept tiny."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import tlhub
+from tlhub.errors import CheckpointError
+
+# 80 training images at 32 px: seconds per epoch on two CPU cores
+TINY = dict(
+    data="fashion-mnist",
+    max_train_per_class=8,
+    max_eval_samples=40,
+    image_size=32,
+    crop_pct=1.0,
+    batch_size=16,
+    eval_batch_size=40,
+    probe_epochs=3,
+    epochs=1,
+    augment=False,
+    early_stopping_patience=None,
+)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("features"))
+
+
+def _args(cfg: dict) -> list[str]:
+    out = []
+    for key, value in cfg.items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            out.append(flag if value else "--no-" + key.replace("_", "-"))
+        elif value is None:
+            continue
+        else:
+            out += [flag, str(value)]
+    return out
+
+
+@pytest.mark.parametrize("strategy", ["feature-extraction", "fine-tune", "lp-ft", "gradual-unfreeze"])
+def test_each_strategy_trains_and_saves(strategy, tmp_path, offline_assets, cache_dir):
+    extra = {"unfreeze": "2", "epochs": 2} if strategy == "gradual-unfreeze" else {}
+    result = tlhub.train(**TINY, **extra, strategy=strategy, output_dir=str(tmp_path / strategy), cache_dir=cache_dir)
+    stages = [row["stage"] for row in result.history]
+    expected = {
+        "feature-extraction": ["linear-probe"] * 3,
+        "fine-tune": ["fine-tune"],
+        "lp-ft": ["linear-probe"] * 3 + ["fine-tune"],
+        "gradual-unfreeze": ["linear-probe"] * 3 + ["unfreeze-1", "unfreeze-2"],
+    }[strategy]
+    assert stages == expected
+    # better than chance (0.1) on the real test split, with 80 training images
+    assert result.metrics["accuracy"] > 0.3, result.metrics
+    model_dir = result.model_dir
+    for name in ("config.json", "model.safetensors", "tlhub.json", "eval_results.json", "training_log.json",
+                 "images/confusion_matrix.png", "images/training_curves.png"):
+        assert (model_dir / name).is_file(), name
+    record = json.loads((model_dir / "tlhub.json").read_text())
+    assert record["strategy"] == strategy and record["labels"][0] == "T-shirt/top"
+    assert record["versions"]["torch"] == torch.__version__.split("+")[0] or record["versions"]["torch"]
+    assert result.example and len(result.example["predictions"]) == 3
+
+
+def test_feature_cache_is_reused(tmp_path, offline_assets, cache_dir):
+    cfg = dict(TINY, strategy="feature-extraction", cache_dir=cache_dir)
+    first = tlhub.train(**cfg, output_dir=str(tmp_path / "a"))
+    second = tlhub.train(**cfg, output_dir=str(tmp_path / "b"))
+    assert second.feature_cache and all(second.feature_cache.values()), second.feature_cache
+    assert second.metrics == first.metrics
+    # a different preprocessing is a different key
+    third = tlhub.train(**dict(cfg, image_size=40), output_dir=str(tmp_path / "c"))
+    assert third.feature_cache["train"] is False
+
+
+def test_saved_model_loads_natively_and_in_tlhub(tmp_path, offline_assets, cache_dir, coffee_png):
+    import timm
+
+    result = tlhub.train(**TINY, strategy="lp-ft", output_dir=str(tmp_path / "run"), cache_dir=cache_dir)
+    native = timm.create_model(f"local-dir:{result.model_dir}", pretrained=True).eval()
+    assert native.pretrained_cfg["label_names"][9] == "Ankle boot"
+    assert native.pretrained_cfg["input_size"] == (3, 32, 32)
+    model = tlhub.create_model(str(result.model_dir))
+    assert model.labels == native.pretrained_cfg["label_names"]
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model({"pixel_values": x}), native(x))
+    [preds] = tlhub.predict(model, [str(coffee_png)], top_k=3)
+    assert len(preds) == 3 and all(p.label in model.labels for p in preds)
+
+
+def test_resume_after_kill_gives_the_same_result(tmp_path, offline_assets, cache_dir):
+    cfg = dict(TINY, strategy="lp-ft", probe_epochs=4, epochs=2, cache_dir=cache_dir)
+    reference = tlhub.train(**cfg, output_dir=str(tmp_path / "reference"))
+
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "tlhub", "train", *_args(cfg), "--output-dir", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    latest = out / "checkpoints" / "latest"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if latest.is_symlink() and os.readlink(latest) >= "epoch-0005":  # into the fine-tune stage
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)  # no clean-up, as a power cut would do it
+    proc.wait()
+    assert not (out / "model").exists()
+
+    resumed = tlhub.train(**cfg, output_dir=str(out))
+    assert [r["epoch"] for r in resumed.history] == [r["epoch"] for r in reference.history]
+    assert resumed.metrics == pytest.approx(reference.metrics)
+    a, b = load_file(reference.model_dir / "model.safetensors"), load_file(resumed.model_dir / "model.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key])
+
+
+def test_resume_refuses_a_different_config(tmp_path, offline_assets, cache_dir):
+    out = str(tmp_path / "run")
+    tlhub.train(**dict(TINY, strategy="feature-extraction"), output_dir=out, cache_dir=cache_dir)
+    with pytest.raises(CheckpointError, match="probe_lr"):
+        tlhub.train(**dict(TINY, strategy="feature-extraction", probe_lr=0.1), output_dir=out, cache_dir=cache_dir)
+
+
+def test_two_processes_match_one(tmp_path, offline_assets, cache_dir):
+    # BatchNorm statistics frozen and dropout off: then the split global batch gives the same
+    # gradients up to float rounding in the all-reduce.
+    cfg = dict(TINY, strategy="fine-tune", unfreeze="2", epochs=2, norm_eval=True, drop_rate=0.0, cache_dir=cache_dir)
+    runs = {}
+    for n in (1, 2):
+        out = tmp_path / f"procs{n}"
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", "-m", "tlhub",
+               "train", *_args(cfg), "--output-dir", str(out)]
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        record = json.loads((out / "model" / "tlhub.json").read_text())
+        assert record["num_processes"] == n
+        runs[n] = (json.loads((out / "metrics.json").read_text()), load_file(out / "model" / "model.safetensors"))
+    (m1, w1), (m2, w2) = runs[1], runs[2]
+    assert m1["num_samples"] == m2["num_samples"] == 40  # no duplicated samples from uneven sharding
+    assert m2["metrics"]["accuracy"] == pytest.approx(m1["metrics"]["accuracy"], abs=0.05)
+    worst = max((w1[k] - w2[k]).abs().max().item() for k in w1)
+    assert worst < 1e-3, worst

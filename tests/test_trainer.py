@@ -155,3 +155,100 @@ def test_two_processes_match_one(tmp_path, offline_assets, cache_dir):
     assert m2["metrics"]["accuracy"] == pytest.approx(m1["metrics"]["accuracy"], abs=0.05)
     worst = max((w1[k] - w2[k]).abs().max().item() for k in w1)
     assert worst < 1e-3, worst
+
+
+def test_text_model_saves_for_transformers_pipeline(tmp_path, offline_assets, cache_dir):
+    from transformers import pipeline
+
+    result = tlhub.train(
+        backbone=offline_assets["minilm"],
+        data="vader-movies",
+        max_train_samples=64,
+        max_eval_samples=64,
+        max_length=32,
+        strategy="lp-ft",
+        probe_epochs=2,
+        epochs=1,
+        batch_size=16,
+        early_stopping_patience=None,
+        output_dir=str(tmp_path / "text"),
+        cache_dir=cache_dir,
+    )
+    classifier = pipeline("text-classification", model=str(result.model_dir), top_k=None)
+    scores = classifier("A gripping, beautifully acted film.")
+    assert {s["label"] for s in scores} == {"negative", "positive"}
+    [preds] = tlhub.predict(str(result.model_dir), ["A gripping, beautifully acted film."], top_k=2)
+    assert {p.label for p in preds} == {"negative", "positive"}
+    assert (result.model_dir / "examples" / "examples.json").is_file()
+
+
+def _image_folder(root: Path, *, bad: bool) -> Path:
+    """A tiny real image folder (Fashion-MNIST crops of two classes) with awkward files in it."""
+    import numpy as np
+    from PIL import Image
+
+    from tlhub.data import DataSpec, load_data
+
+    data = load_data(DataSpec(source="fashion-mnist", max_train_per_class=12, test_split=None), progress=False)
+    names = {1: "trouser", 7: "sneaker"}
+    split = data.splits["train"]
+    for i in range(len(split)):
+        row = split[i]
+        if row["label"] not in names:
+            continue
+        for part in ("train", "test"):
+            folder = root / part / names[row["label"]]
+            folder.mkdir(parents=True, exist_ok=True)
+        part = "test" if i % 3 == 0 else "train"
+        image = row["input"]
+        if i % 4 == 1:
+            image = image.convert("RGBA")  # greyscale and RGBA mixed in one folder
+        image.save(root / part / names[row["label"]] / f"{i}.png")
+    if bad:
+        (root / "train" / "trouser" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+        cmyk = Image.fromarray(np.full((28, 28, 3), 200, np.uint8)).convert("CMYK")
+        cmyk.save(root / "train" / "sneaker" / "cmyk.jpg")
+    return root
+
+
+def test_bad_images_are_skipped_and_reported(tmp_path, offline_assets, cache_dir):
+    folder = _image_folder(tmp_path / "images", bad=True)
+    cfg = dict(TINY, data=str(folder), max_train_per_class=None, max_eval_samples=None, strategy="feature-extraction",
+               probe_epochs=2, cache_dir=cache_dir)
+    result = tlhub.train(**cfg, output_dir=str(tmp_path / "run"))
+    report = json.loads((tmp_path / "run" / "data_report.json").read_text())
+    assert "corrupt.png" in json.dumps(report)
+    assert result.data_report == report
+    assert result.eval.num_samples > 0
+
+    # the strict policy stops before any training, naming the file, with one clear CLI message
+    out = subprocess.run(
+        [sys.executable, "-m", "tlhub", "train", *_args(dict(cfg, on_bad_input="error")), "--output-dir", str(tmp_path / "strict")],
+        capture_output=True, text=True,
+    )
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "corrupt.png" in out.stderr and "fix:" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "strict" / "checkpoints").exists()
+
+
+def test_missing_label_column_is_a_clear_error(tmp_path, offline_assets):
+    csv = tmp_path / "reviews.csv"
+    csv.write_text("text,stars\nGreat film,5\nAwful,1\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "tlhub", "train", "--backbone", offline_assets["minilm"], "--data", str(csv), "--label-column", "sentiment",
+         "--output-dir", str(tmp_path / "run")],
+        capture_output=True, text=True,
+    )
+    assert out.returncode == 2 and "sentiment" in out.stderr and "fix:" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_evaluate_command_on_a_saved_model(tmp_path, offline_assets, cache_dir):
+    result = tlhub.train(**dict(TINY, strategy="feature-extraction"), output_dir=str(tmp_path / "run"), cache_dir=cache_dir)
+    out = subprocess.run(
+        [sys.executable, "-m", "tlhub", "evaluate", str(result.model_dir), "--max-samples", "40", "--json", "--output", str(tmp_path / "eval")],
+        capture_output=True, text=True,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    data = json.loads(out.stdout[out.stdout.index("{"):])
+    assert data["num_samples"] == 40 and 0 <= data["metrics"]["accuracy"] <= 1
+    assert (tmp_path / "eval" / "eval_results.json").is_file()

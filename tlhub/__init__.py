@@ -14,15 +14,15 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "create_model": "tlhub.factory",
     "describe": "tlhub.factory",
-    "predict": "tlhub.predict",
-    "Predictor": "tlhub.predict",
-    "Prediction": "tlhub.predict",
+    "predict": "tlhub.prediction",
+    "Predictor": "tlhub.prediction",
+    "Prediction": "tlhub.prediction",
     "list_adapters": "tlhub.adapters.registry",
     "get_adapter": "tlhub.adapters.registry",
     "Adapter": "tlhub.adapters.base",
     "TrainConfig": "tlhub.config",
     "train": "tlhub.trainer",
-    "evaluate": "tlhub.evaluation",
+    "evaluate": "tlhub.evaluation_runner",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from tlhub.adapters.base import Adapter
     from tlhub.adapters.registry import get_adapter, list_adapters
     from tlhub.factory import create_model, describe
-    from tlhub.predict import Prediction, Predictor, predict
+    from tlhub.prediction import Prediction, Predictor, predict
 
 
 def __getattr__(name: str):

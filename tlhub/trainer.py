@@ -398,7 +398,7 @@ class Loop:
 
     def example_prediction(self) -> dict | None:
         """A top-k prediction on one held-out example, as the README's demo shows."""
-        from tlhub.predict import Predictor
+        from tlhub.prediction import Predictor
 
         split = "test" if "test" in self.data.splits else "validation"
         row = self.data.splits[split][0]

@@ -72,7 +72,20 @@ class TimmAdapter(Adapter):
 
         from tlhub.images import to_rgb
 
-        transform = create_transform(**model.data_config, is_training=bool(train and augment))
+        if train and augment:
+            # Mild, label-preserving augmentation for fine-tuning on small data. timm's ImageNet
+            # defaults (crops down to 8% of the image, colour jitter, random interpolation) are
+            # built for training from scratch and wreck a pretrained head in the first epoch.
+            transform = create_transform(
+                **model.data_config,
+                is_training=True,
+                scale=(0.7, 1.0),
+                ratio=(0.85, 1.18),
+                hflip=0.5,
+                color_jitter=0.0,
+            )
+        else:
+            transform = create_transform(**model.data_config, is_training=False)
 
         def collate(images: list[Any]) -> dict:
             return {"pixel_values": torch.stack([transform(to_rgb(img)) for img in images])}

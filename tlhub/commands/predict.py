@@ -16,7 +16,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from tlhub.commands._output import print_json
     from tlhub.errors import ConfigError
-    from tlhub.predict import Predictor
+    from tlhub.prediction import Predictor
 
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {args.top_k}", fix="use --top-k 3, for example")

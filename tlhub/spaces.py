@@ -377,9 +377,12 @@ def _copy_native(model_dir: Path, target: Path) -> None:
     """The files the app's library loads (weights, configs, tokenizer), not tlhub's reports."""
     target.mkdir(parents=True, exist_ok=True)
     for p in model_dir.iterdir():
-        if p.name.startswith(".") or p.name in (IMAGES_DIR, EXAMPLES_DIR, "README.md", EVAL_FILE, LOG_FILE) or not p.is_file():
+        if p.name.startswith(".") or p.name in (IMAGES_DIR, EXAMPLES_DIR, "README.md", EVAL_FILE, LOG_FILE):
             continue
-        shutil.copy2(p, target / p.name)
+        if p.is_dir():  # e.g. a sentence-transformers model's 1_Pooling/, 2_Normalize/
+            shutil.copytree(p, target / p.name, dirs_exist_ok=True)
+        elif p.is_file():
+            shutil.copy2(p, target / p.name)
 
 
 def _space_card(saved: SavedModel, staging: Path, template: Path, model_id: str | None, title: str, summary: str,

@@ -64,7 +64,7 @@ class RunState:
     stage_done: bool = False
     global_epoch: int = 0
     history: list[dict] = field(default_factory=list)
-    best_metric: float = -math.inf
+    best_metric: float = -math.inf  # higher is better: accuracy, or minus the loss
     best_epoch: int = -1
     bad_epochs: int = 0  # epochs without improvement, for early stopping
 
@@ -300,9 +300,10 @@ class Loop:
                 "samples_per_second": seen / train_seconds,
             }
             state.history.append(row)
-            improved = val_acc > state.best_metric
+            score = val_acc if cfg.select_by == "val_accuracy" else -val_loss
+            improved = score > state.best_metric
             if improved:
-                state.best_metric, state.best_epoch, state.bad_epochs = val_acc, state.global_epoch, 0
+                state.best_metric, state.best_epoch, state.bad_epochs = score, state.global_epoch, 0
             else:
                 state.bad_epochs += 1
             # Early stopping saves whole backbone passes; a probe on cached features costs
@@ -579,15 +580,18 @@ def _save(model, adapter, cfg, data, stages, state, result, model_dir: Path, che
         result.save(staging)  # eval_results.json + images/confusion_matrix.png
         if state.history:
             plot_training_curves(state.history, staging / IMAGES_DIR / "training_curves.png", title=f"{cfg.strategy} on {data.source_name}")
-        _write_examples(data, staging / EXAMPLES_DIR)
+        _write_examples(data, adapter, staging / EXAMPLES_DIR)
 
+    best_row = state.history[state.best_epoch - 1] if state.best_epoch > 0 else {}
     record = {
         "dataset": {"name": data.source_name, "splits": {k: len(v) for k, v in data.splits.items()}, "report": data.report.to_dict()},
         "strategy": cfg.strategy,
         "stages": [s.to_dict() for s in stages],
         "epochs_run": state.global_epoch,
         "best_epoch": state.best_epoch,
-        "best_validation_accuracy": state.best_metric,
+        "selected_by": cfg.select_by,
+        "best_validation_accuracy": best_row.get("val_accuracy"),
+        "best_validation_loss": best_row.get("val_loss"),
         "seed": cfg.seed,
         "config": cfg.to_dict(),
         "num_processes": accelerator.num_processes,
@@ -596,8 +600,8 @@ def _save(model, adapter, cfg, data, stages, state, result, model_dir: Path, che
     save_model(model, model_dir, record=record, extra_files={LOG_FILE: state.history}, writers=[write_extras])
 
 
-def _write_examples(data, folder: Path, per_class: int = 1, limit: int = 6) -> None:
-    """A few validation inputs, one per class, for Space examples."""
+def _write_examples(data, adapter, folder: Path, per_class: int = 1, limit: int = 6) -> None:
+    """A few validation inputs, one per class, for Space examples (written by the adapter)."""
     folder.mkdir(parents=True, exist_ok=True)
     split = data.splits["validation"]
     seen: dict[int, int] = {}
@@ -607,13 +611,11 @@ def _write_examples(data, folder: Path, per_class: int = 1, limit: int = 6) -> N
         if seen.get(label, 0) >= per_class:
             continue
         seen[label] = seen.get(label, 0) + 1
-        value = split[i]["input"]
+        value = adapter.decode_input(split[i]["input"])
         name = data.labels[label]
-        if isinstance(value, str):
+        safe = "".join(c if c.isalnum() else "_" for c in name)
+        if adapter.save_example(value, folder, f"{len(seen):02d}_{safe}") is None and isinstance(value, str):
             texts.append({"text": value, "label": name})
-        elif hasattr(value, "save"):
-            safe = "".join(c if c.isalnum() else "_" for c in name)
-            value.save(folder / f"{len(seen):02d}_{safe}.png")
         if sum(seen.values()) >= limit:
             break
     if texts:

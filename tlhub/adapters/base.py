@@ -144,6 +144,16 @@ class Adapter(ABC):
         default = {"image": SpaceSpec("Image", {"type": "pil"}, "image"), "text": SpaceSpec("Textbox", {"lines": 3}, "text")}
         return default.get(self.modality, SpaceSpec("Textbox", {}, "text"))
 
+    def save_example(self, value: Any, folder, stem: str) -> str | None:
+        """Write one decoded input as a file for a Space's examples; return its name, or ``None``
+        when the input is text (text examples go into ``examples.json``)."""
+        if isinstance(value, str):
+            return None
+        if hasattr(value, "save"):  # a PIL image
+            value.save(f"{folder}/{stem}.png")
+            return f"{stem}.png"
+        return None
+
     def decode_input(self, value: Any) -> Any:
         """Turn one raw input (a path, bytes, a PIL image, a string) into what ``make_collate`` takes."""
         return value

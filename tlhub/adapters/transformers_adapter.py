@@ -40,7 +40,13 @@ class TransformersAdapter(Adapter):
     )
 
     def claims(self, config: dict[str, Any]) -> bool:
-        return "model_type" in config and "architecture" not in config
+        # only architectures transformers can build a sequence classifier for: a wav2vec2 or
+        # ViT repo also has a model_type, and belongs to another adapter
+        if "model_type" not in config or "architecture" in config:
+            return False
+        from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
+
+        return config["model_type"] in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
 
     def load(self, source, *, num_classes=None, labels=None, pretrained=True):
         from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer

@@ -94,6 +94,13 @@ class AudioAdapter(Adapter):
 
         return load_audio(value)
 
+    def save_example(self, value: Any, folder, stem: str) -> str | None:
+        """A decoded clip as a 16-bit WAV file, for the Space's examples."""
+        from tlhub.testing import write_wav
+
+        write_wav(f"{folder}/{stem}.wav", value)
+        return f"{stem}.wav"
+
     def save_native(self, model, directory: str) -> list[str]:
         from tlhub_audio.model import save_native
 

@@ -30,6 +30,9 @@ __all__ = ["__version__", *_EXPORTS]
 if TYPE_CHECKING:  # pragma: no cover
     from tlhub.adapters.base import Adapter
     from tlhub.adapters.registry import get_adapter, list_adapters
+    from tlhub.config import TrainConfig
+    from tlhub.evaluation_runner import evaluate
+    from tlhub.trainer import train
     from tlhub.factory import create_model, describe
     from tlhub.prediction import Prediction, Predictor, predict
 

@@ -67,6 +67,22 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
         raise
 
 
+def swap_in(staging: Path, directory: Path) -> None:
+    """Put a completely written ``staging`` folder at ``directory``, replacing what was there.
+
+    Two renames: the old folder stays whole until the new one is complete, so an interruption
+    leaves one or the other (or the old one beside it as ``.NAME.old``), never a mix.
+    """
+    if directory.exists():
+        old = directory.with_name(f".{directory.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(directory, old)
+        os.replace(staging, directory)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, directory)
+
+
 def save_model(
     model: "TransferModel",
     directory: str | os.PathLike,
@@ -109,15 +125,7 @@ def save_model(
             write_json_atomic(staging / name, data)
         for write in writers:
             write(staging)
-        if directory.exists():
-            # swap: the old model stays whole until the new one is complete
-            old = directory.with_name(f".{directory.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(directory, old)
-            os.replace(staging, directory)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, directory)
+        swap_in(staging, directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

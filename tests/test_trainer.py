@@ -45,7 +45,7 @@ def _args(cfg: dict) -> list[str]:
         if isinstance(value, bool):
             out.append(flag if value else "--no-" + key.replace("_", "-"))
         elif value is None:
-            continue
+            out += [flag, "none"]
         else:
             out += [flag, str(value)]
     return out
@@ -57,7 +57,7 @@ def test_each_strategy_trains_and_saves(strategy, tmp_path, offline_assets, cach
         "gradual-unfreeze": {"unfreeze": "2", "epochs": 2},
         "fine-tune": {"epochs": 2, "warmup_epochs": 0.0},  # no probe: the new head starts at zero
     }.get(strategy, {})
-    result = tlhub.train(**TINY, **extra, strategy=strategy, output_dir=str(tmp_path / strategy), cache_dir=cache_dir)
+    result = tlhub.train(**dict(TINY, **extra), strategy=strategy, output_dir=str(tmp_path / strategy), cache_dir=cache_dir)
     stages = [row["stage"] for row in result.history]
     expected = {
         "feature-extraction": ["linear-probe"] * 3,
@@ -98,7 +98,7 @@ def test_saved_model_loads_natively_and_in_tlhub(tmp_path, offline_assets, cache
     native = timm.create_model(f"local-dir:{result.model_dir}", pretrained=True).eval()
     assert native.pretrained_cfg["label_names"][9] == "Ankle boot"
     assert native.pretrained_cfg["input_size"] == (3, 32, 32)
-    model = tlhub.create_model(str(result.model_dir))
+    model = tlhub.create_model(str(result.model_dir)).eval()
     assert model.labels == native.pretrained_cfg["label_names"]
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():

@@ -179,8 +179,12 @@ def field_types() -> dict[str, type]:
 
 def _coerce_types(config: TrainConfig) -> None:
     """YAML and the CLI give strings and ints where floats are meant: convert, or say what is wrong."""
+    optional = {f.name for f in fields(config) if "None" in str(f.type)}
     for f in fields(config):
         value = getattr(config, f.name)
+        if isinstance(value, str) and value.lower() in ("none", "null") and f.name in optional:
+            value = None  # how the command line says "unset", e.g. --early-stopping-patience none
+            object.__setattr__(config, f.name, None)
         if value is None:
             continue
         target = field_types()[f.name]

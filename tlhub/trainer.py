@@ -79,7 +79,11 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, **overri
 
     # split_batches: `batch_size` is the global batch, so one process and N processes see the
     # same batches and the result does not depend on how many processes ran it.
+    # Several processes and no GPU (torchrun / accelerate launch on CPUs): Accelerate only sets up
+    # gloo data parallelism when told to use the CPU; otherwise each process would train alone.
+    multi_cpu = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
     accelerator = Accelerator(
+        cpu=multi_cpu,
         mixed_precision=_mixed_precision(cfg),
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         dataloader_config=DataLoaderConfiguration(split_batches=True, use_seedable_sampler=True, data_seed=cfg.seed),

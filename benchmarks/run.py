@@ -5,8 +5,9 @@
     python benchmarks/run.py --gpu              # GPU throughput against shared/ANCHORS.md
 
 Sections:
-  quality-image  Protocol A (Fashion-MNIST, 100 images per class, 10k test, 96 px): lp-ft,
-                 feature-extraction, and lp-ft from random initialisation (same budget)
+  quality-lpft   Protocol A (Fashion-MNIST, 100 images per class, 10k test, 96 px): the lp-ft recipe
+  quality-probe  Protocol A, feature extraction (linear probe on cached features)
+  baseline-random  Protocol A, the same lp-ft recipe from random initialisation (same budget)
   quality-text   Protocol B (VADER movie snippets, 1,000 training sentences, 2,000 test): MiniLM
   epoch-cost     one fine-tuning epoch through tlhub vs a plain PyTorch/timm loop, same model,
                  data, batch size and threads, alternating, median of N
@@ -46,20 +47,27 @@ def save(section: str, data: dict) -> None:
 
 
 # -- quality --------------------------------------------------------------------------------------
-def quality_image(work: Path) -> None:
+def quality_lpft(work: Path) -> None:
+    _image_runs(work, "quality-lpft", {"lp-ft (default recipe)": dict(strategy="lp-ft")})
+
+
+def quality_probe(work: Path) -> None:
+    _image_runs(work, "quality-probe", {"feature-extraction": dict(strategy="feature-extraction")})
+
+
+def baseline_random(work: Path) -> None:
+    _image_runs(work, "baseline-random", {"lp-ft from random init": dict(strategy="lp-ft", pretrained=False)})
+
+
+def _image_runs(work: Path, section: str, runs: dict) -> None:
     import tlhub
 
     config = HERE / "configs" / "fmnist-protocol-a.yaml"
-    runs = {
-        "lp-ft (default recipe)": dict(strategy="lp-ft"),
-        "feature-extraction": dict(strategy="feature-extraction"),
-        "lp-ft from random init": dict(strategy="lp-ft", pretrained=False),
-    }
     out = {}
     for name, overrides in runs.items():
         result = tlhub.train(config, output_dir=str(work / name.replace(" ", "_")), **overrides)
         out[name] = {"accuracy": result.metrics["accuracy"], "f1_macro": result.metrics["f1_macro"], "seconds": result.seconds}
-    save("quality-image", out)
+    save(section, out)
     targets = {"lp-ft (default recipe)": ">= 0.88", "feature-extraction": ">= 0.84", "lp-ft from random init": "far below"}
     for name, r in out.items():
         row("Fashion-MNIST, Protocol A", f"{name}: test accuracy", f"{r['accuracy']:.4f} ({r['seconds']:.0f} s)", targets[name])
@@ -225,7 +233,9 @@ def gpu(work: Path) -> None:
 
 
 SECTIONS = {
-    "quality-image": quality_image,
+    "quality-lpft": quality_lpft,
+    "quality-probe": quality_probe,
+    "baseline-random": baseline_random,
     "quality-text": quality_text,
     "epoch-cost": epoch_cost,
     "probe-cache": probe_cache,
@@ -235,9 +245,12 @@ SECTIONS = {
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("sections", nargs="*", choices=[*SECTIONS, []], help="default: all but gpu")
+    parser.add_argument("sections", nargs="*", metavar="SECTION", help=f"any of: {', '.join(SECTIONS)} (default: all but gpu)")
     parser.add_argument("--work-dir", default=None, help="where runs go (default: a temporary folder)")
     args = parser.parse_args()
+    unknown = [s for s in args.sections if s not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
     sections = args.sections or [s for s in SECTIONS if s != "gpu"]
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="tlhub-bench-"))
     import torch

@@ -180,7 +180,7 @@ def test_text_model_saves_for_transformers_pipeline(tmp_path, offline_assets, ca
         cache_dir=cache_dir,
     )
     classifier = pipeline("text-classification", model=str(result.model_dir), top_k=None)
-    scores = classifier("A gripping, beautifully acted film.")
+    [scores] = classifier(["A gripping, beautifully acted film."])
     assert {s["label"] for s in scores} == {"negative", "positive"}
     [preds] = tlhub.predict(str(result.model_dir), ["A gripping, beautifully acted film."], top_k=2)
     assert {p.label for p in preds} == {"negative", "positive"}

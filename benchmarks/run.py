@@ -166,6 +166,7 @@ PROBE = dict(
     crop_pct=1.0,
     strategy="feature-extraction",
     probe_epochs=10,
+    probe_hflip=False,  # like for like: the usual way has no flipped second view either
     early_stopping_patience=None,
 )
 

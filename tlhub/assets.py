@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from tlhub.hashing import git_blob_sha1_file, sha256_file
 from tlhub.errors import OfflineAssetError, suggest
 
 __all__ = [
@@ -300,20 +301,8 @@ def _is_lfs(rel: str, size: int, patterns: Sequence[str]) -> bool:
     return False
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
-def _git_blob_sha1(path: Path) -> str:
-    h = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -330,7 +319,7 @@ def _describe_files(files: Mapping[str, Path], gitattributes: Path | None = None
     for rel in sorted(files):
         src = files[rel]
         size = src.stat().st_size
-        etag = _sha256(src) if _is_lfs(rel, size, patterns) else _git_blob_sha1(src)
+        etag = sha256_file(src) if _is_lfs(rel, size, patterns) else git_blob_sha1_file(src)
         out.append(_File(rel=rel, src=src, etag=etag, size=size))
     return out
 
@@ -463,7 +452,7 @@ def _source_path(asset: OfflineAsset, *, pip_install: bool, progress: bool) -> P
     weights = src / asset.weights_file if asset.weights_file else src
     if not weights.is_file():
         raise OfflineAssetError(f"{weights} is missing from the package {asset.package}", fix=f"run `{reinstall}`")
-    digest = _sha256(weights)
+    digest = sha256_file(weights)
     if digest != asset.source_sha256:
         raise OfflineAssetError(
             f"{weights} is not the checkpoint tlhub verified (sha256 {digest[:16]}…, expected {asset.source_sha256[:16]}…);"

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from tlhub.cards import REPO_ID_RE, SavedModel, _fmt, build_model_card, metric_spec, read_saved_model, validate_card
+from tlhub.hashing import git_blob_sha1_file, sha256_file
 from tlhub.errors import PublishError
 from tlhub.saving import RECORD_FILE
 
@@ -83,21 +84,8 @@ def _git_blob_sha1(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
-def _file_git_sha1(path: Path) -> str:
-    size = path.stat().st_size
-    h = hashlib.sha1(b"blob %d\0" % size)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def model_files(model_dir: str | Path) -> dict[str, Path]:
@@ -194,9 +182,9 @@ def _diff(local: dict[str, Path | bytes], remote: dict[str, Any], managed: Calla
             continue
         if sibling.lfs is not None:
             sha = sibling.lfs.get("sha256") if isinstance(sibling.lfs, dict) else getattr(sibling.lfs, "sha256", None)
-            same = sha == (hashlib.sha256(source).hexdigest() if isinstance(source, bytes) else _sha256(source))
+            same = sha == (hashlib.sha256(source).hexdigest() if isinstance(source, bytes) else sha256_file(source))
         else:
-            same = sibling.blob_id == (_git_blob_sha1(source) if isinstance(source, bytes) else _file_git_sha1(source))
+            same = sibling.blob_id == (_git_blob_sha1(source) if isinstance(source, bytes) else git_blob_sha1_file(source))
         (unchanged if same else changed).append(path)
     added, changed, unchanged = sorted(added), sorted(changed), sorted(unchanged)
     stale = sorted(p for p in remote if p not in local and p != ".gitattributes")

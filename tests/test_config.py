@@ -27,6 +27,8 @@ def test_defaults_are_the_builtin_job():
         ({"on_bad_input": "ignore"}, "on_bad_input"),
         ({"epochs": "three"}, "epochs: expected int"),
         ({"augment": "maybe"}, "not a boolean"),
+        ({"random_erasing": 1.5}, "random_erasing: is a probability"),
+        ({"ema_decay": 1.0}, "ema_decay: must be in"),
     ],
 )
 def test_invalid_values_fail_on_creation(changes, message):

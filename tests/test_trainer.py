@@ -108,7 +108,8 @@ def test_saved_model_loads_natively_and_in_tlhub(tmp_path, offline_assets, cache
 
 
 def test_resume_after_kill_gives_the_same_result(tmp_path, offline_assets, cache_dir):
-    cfg = dict(TINY, strategy="lp-ft", probe_epochs=4, epochs=2, cache_dir=cache_dir)
+    # with the weight average and random erasing on: their state (EMA weights, RNG) must resume too
+    cfg = dict(TINY, strategy="lp-ft", probe_epochs=4, epochs=2, ema_decay=0.9, random_erasing=0.5, cache_dir=cache_dir)
     reference = tlhub.train(**cfg, output_dir=str(tmp_path / "reference"))
 
     out = tmp_path / "killed"
@@ -131,6 +132,20 @@ def test_resume_after_kill_gives_the_same_result(tmp_path, offline_assets, cache
     a, b = load_file(reference.model_dir / "model.safetensors"), load_file(resumed.model_dir / "model.safetensors")
     for key in a:
         torch.testing.assert_close(a[key], b[key])
+
+
+def test_weight_average_is_what_is_validated_and_saved(tmp_path, offline_assets, cache_dir):
+    # select_by "last": the last epoch is kept, so the saved model must be its average, not its last step
+    cfg = dict(TINY, strategy="fine-tune", epochs=2, warmup_epochs=0.0, ema_decay=0.5, select_by="last", cache_dir=cache_dir)
+    result = tlhub.train(**cfg, output_dir=str(tmp_path / "run"))
+    assert json.loads((result.model_dir / "tlhub.json").read_text())["best_epoch"] == 2
+    latest = tmp_path / "run" / "checkpoints" / "latest"
+    raw, ema = load_file(latest / "model.safetensors"), load_file(latest / "ema.safetensors")
+    saved = load_file(result.model_dir / "model.safetensors")
+    floats = [k for k in saved if saved[k].is_floating_point()]
+    assert any(not torch.equal(raw["model." + k], ema["model." + k]) for k in floats)  # a real average
+    for key in floats:
+        torch.testing.assert_close(saved[key], ema["model." + key])
 
 
 def test_resume_refuses_a_different_config(tmp_path, offline_assets, cache_dir):

@@ -43,7 +43,9 @@ class TrainConfig:
     image_size: int | None = None  # override the backbone's input size (e.g. 96 for small images)
     crop_pct: float | None = None  # override the backbone's centre-crop fraction
     max_length: int | None = None  # override the text backbone's max sequence length
-    augment: bool = True  # light augmentation while fine-tuning images
+    augment: bool = True  # light augmentation while fine-tuning images (random crop, flip)
+    auto_augment: str | None = None  # images: "trivialaugment" (TrivialAugmentWide) or a timm policy ("rand-m9-mstd0.5")
+    random_erasing: float = 0.0  # images: probability of erasing a random patch (timm's re_prob)
 
     # -- how to train ---------------------------------------------------------------------------
     strategy: str = "lp-ft"  # feature-extraction | fine-tune | lp-ft | gradual-unfreeze
@@ -60,15 +62,17 @@ class TrainConfig:
     unfreeze: str = "all"  # layer groups to unfreeze when fine-tuning: "all" or a number (last N)
     unfreeze_every: int = 1  # gradual-unfreeze: epochs between unfreezing one more group
     norm_eval: bool = False  # keep BatchNorm statistics frozen while fine-tuning
+    ema_decay: float | None = None  # fine-tuning: validate and keep an exponential moving average of the weights
     drop_rate: float | None = None  # override the backbone's head dropout
     batch_size: int = 32
     eval_batch_size: int = 128
     gradient_accumulation_steps: int = 1
     mixed_precision: str = "auto"  # auto: bf16 on a GPU that supports it, else no
     num_workers: int = 0
+    channels_last: bool = True  # images: NHWC memory layout (about 1.35x faster convolutions on CPU)
     seed: int = 0
     early_stopping_patience: int | None = 5  # epochs without validation improvement
-    select_by: str = "val_loss"  # best epoch by val_loss (steadier on small validation sets) or val_accuracy
+    select_by: str = "val_loss"  # best epoch by val_loss (steadier on small validation sets), val_accuracy, or last (a fixed schedule)
     feature_cache: bool = True  # compute frozen features once and train the head on the cache
     cache_dir: str | None = None  # default: ~/.cache/tlhub/features
 
@@ -90,8 +94,8 @@ class TrainConfig:
             bad("strategy", f"unknown strategy {self.strategy!r}", f"use one of {', '.join(STRATEGIES)}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         if self.mixed_precision not in MIXED_PRECISION:
             bad("mixed_precision", f"unknown value {self.mixed_precision!r}", f"use one of {', '.join(MIXED_PRECISION)}")
-        if self.select_by not in ("val_loss", "val_accuracy"):
-            bad("select_by", f"unknown value {self.select_by!r}", "use 'val_loss' or 'val_accuracy'")
+        if self.select_by not in ("val_loss", "val_accuracy", "last"):
+            bad("select_by", f"unknown value {self.select_by!r}", "use 'val_loss', 'val_accuracy' or 'last'")
         if self.on_bad_input not in ("skip", "error"):
             bad("on_bad_input", f"unknown value {self.on_bad_input!r}", "use 'skip' or 'error'")
         for name in ("probe_epochs", "epochs"):
@@ -119,6 +123,14 @@ class TrainConfig:
             bad("probe_epochs", "feature-extraction needs at least one epoch", "set probe_epochs >= 1")
         if self.strategy in ("fine-tune", "gradual-unfreeze") and self.epochs == 0:
             bad("epochs", f"strategy {self.strategy} needs at least one epoch", "set epochs >= 1")
+        if self.auto_augment is not None and not (
+            self.auto_augment == "trivialaugment" or self.auto_augment.startswith(("rand", "augmix", "original", "v0"))
+        ):
+            bad("auto_augment", f"unknown policy {self.auto_augment!r}", "use 'trivialaugment', a timm policy such as 'rand-m9-mstd0.5' or 'augmix', or none")
+        if not 0 <= self.random_erasing <= 1:
+            bad("random_erasing", "is a probability, in [0, 1]", "use 0 to disable, 0.25 typically")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            bad("ema_decay", "must be in (0, 1)", "use e.g. 0.998 (about the last 500 steps), or none to disable")
         if self.image_size is not None and self.image_size < 8:
             bad("image_size", "too small", "use at least 32 px")
 

@@ -92,6 +92,13 @@ class TransferModel(nn.Module):
             for name in self.head_parameter_names():
                 params[name].zero_()
 
+    def set_augmentation(self, auto_augment: str | None) -> None:
+        """Choose an extra training-time augmentation policy (image models; a no-op elsewhere)."""
+
+    def set_channels_last(self, enabled: bool = True) -> None:
+        """Use the channels-last memory layout (image models; a no-op elsewhere). Weights are
+        written back in the default layout whenever they are saved."""
+
     def set_dropout(self, p: float) -> None:
         """Set every dropout probability (``nn.Dropout`` modules and timm's ``drop_rate`` attributes)."""
         for module in self.modules():

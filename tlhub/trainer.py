@@ -140,6 +140,7 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, **overri
     model.init_head()
     _apply_overrides(model, cfg)
     model.norm_eval = cfg.norm_eval
+    model.set_channels_last(cfg.channels_last)
     groups = model.layer_groups()
     lap("model")
 
@@ -208,12 +209,15 @@ class Loop:
         self.eval_collate = adapter.make_collate(model, train=False)
         self.feature_tables: dict[str, Any] = {}
         self.feature_hits: dict[str, bool] = {}
+        self.ema = None  # the weight average of the current stage (cfg.ema_decay)
 
     # -- data ---------------------------------------------------------------------------------
     def loader(self, split: str, *, train: bool):
         from tlhub.data import make_dataloader
 
         collate = self.adapter.make_collate(self.model, train=True, augment=self.cfg.augment) if train else self.eval_collate
+        if train and self.cfg.random_erasing and self.adapter.modality == "image":
+            collate = _RandomErasing(collate, self.cfg.random_erasing)
         loader = make_dataloader(
             self.data.splits[split],
             decode=self.adapter.decode_input,
@@ -268,8 +272,17 @@ class Loop:
             net = accelerator.prepare_model(model)  # a fresh DDP wrapper: the trainable set changed
         optimizer = torch.optim.AdamW(param_groups(model, stage), lr=stage.lr)
         scheduler = warmup_cosine(optimizer, steps_per_epoch * stage.epochs, int(steps_per_epoch * stage.warmup_epochs))
+        # An average of the weights over the last few hundred steps generalises better than the
+        # last step on small data; it is what gets validated, kept as best, and saved.
+        self.ema = None
+        if cfg.ema_decay and not on_cache:
+            from timm.utils.model_ema import ModelEmaV3
+
+            self.ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True)
         if state.stage_epoch:
             checkpoints.load_optimizer(optimizer, scheduler)
+            if self.ema is not None:
+                checkpoints.load_ema(self.ema.module)
         summary = model.trainable_summary()
         accelerator.print(
             f"\n== {stage.name}: {stage.epochs} epochs, {summary['trainable']:,} of {summary['parameters']:,} parameters trainable"
@@ -287,7 +300,7 @@ class Loop:
                 train_loader.set_epoch(state.global_epoch)
                 train_loss, seen = self._epoch(net, train_loader, optimizer, scheduler, stage, state)
                 train_seconds = time.perf_counter() - epoch_started
-                val_loss, val_acc = self._validate(val_loader)
+                val_loss, val_acc = self._validate(val_loader, self.ema.module if self.ema is not None else model)
             state.stage_epoch += 1
             state.global_epoch += 1
             seconds = time.perf_counter() - epoch_started
@@ -305,7 +318,9 @@ class Loop:
             }
             state.history.append(row)
             score = val_acc if cfg.select_by == "val_accuracy" else -val_loss
-            improved = score > state.best_metric
+            # "last": the schedule decides (e.g. cosine to zero, with a weight average); a validation
+            # set of a hundred images is too noisy to pick an epoch by
+            improved = score > state.best_metric or cfg.select_by == "last"
             if improved:
                 state.best_metric, state.best_epoch, state.bad_epochs = score, state.global_epoch, 0
             else:
@@ -319,7 +334,7 @@ class Loop:
                 f"[{stage.name} {state.stage_epoch}/{stage.epochs}] train loss {train_loss:.4f}  val loss {val_loss:.4f}  "
                 f"val acc {val_acc:.4f}{' *' if improved else ''}  lr {row['lr']:.2e}  {row['samples_per_second']:.0f} samples/s"
             )
-            checkpoints.save(model, optimizer, scheduler, state, cfg, best=improved)
+            checkpoints.save(model, optimizer, scheduler, state, cfg, best=improved, ema=self.ema.module if self.ema is not None else None)
             if stop:
                 accelerator.print(f"early stop: no validation improvement for {patience} epochs")
                 break
@@ -343,6 +358,8 @@ class Loop:
                 optimizer.step()
                 if accelerator.sync_gradients:
                     scheduler.step()
+                    if self.ema is not None:  # the scheduler's step count survives a resume
+                        self.ema.update(self.model, step=scheduler.last_epoch)
                 optimizer.zero_grad(set_to_none=True)
             n = batch["labels"].shape[0]
             total += loss.detach() * n
@@ -353,11 +370,11 @@ class Loop:
         count_all = int(accelerator.reduce(torch.tensor(count, device=accelerator.device), reduction="sum"))
         return float(total) / max(count_all, 1), count_all
 
-    def _validate(self, loader) -> tuple[float, float]:
+    def _validate(self, loader, model) -> tuple[float, float]:
         from tlhub.evaluation import evaluate_model
 
         with self.accelerator.autocast():
-            preds, refs, loss = evaluate_model(self.model, loader, accelerator=self.accelerator, progress=False)
+            preds, refs, loss = evaluate_model(model, loader, accelerator=self.accelerator, progress=False)
         return float(loss), float((preds == refs).mean()) if len(refs) else 0.0
 
     def _epoch_on_cache(self, x, y, optimizer, scheduler, state: RunState) -> tuple[float, int]:
@@ -457,7 +474,9 @@ class Checkpoints:
         link = self.root / "latest"
         return link.resolve() if link.is_symlink() and link.resolve().is_dir() else None
 
-    def save(self, model, optimizer, scheduler, state: RunState, cfg: TrainConfig, *, best: bool) -> None:
+    def save(self, model, optimizer, scheduler, state: RunState, cfg: TrainConfig, *, best: bool, ema=None) -> None:
+        """``ema``: the averaged copy of the model, when the stage keeps one. It is then the copy
+        that was validated, so it is what ``best`` keeps."""
         from safetensors.torch import save_model as save_weights
 
         acc = self.accelerator
@@ -471,11 +490,13 @@ class Checkpoints:
         torch.save(_rng_state(), tmp / f"rng-{acc.process_index}.pt")  # each process has its own RNG
         acc.wait_for_everyone()
         if acc.is_main_process:
-            save_weights(model, str(tmp / "model.safetensors"))
+            save_weights(model, str(tmp / "model.safetensors"), force_contiguous=True)  # channels-last weights too
+            if ema is not None:
+                save_weights(ema, str(tmp / "ema.safetensors"), force_contiguous=True)
             torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
             write_json_atomic(tmp / "state.json", {"state": state.__dict__, "config": _resume_key(cfg)})
             if best:
-                shutil.copyfile(tmp / "model.safetensors", self.root / ".best.tmp")
+                shutil.copyfile(tmp / ("ema.safetensors" if ema is not None else "model.safetensors"), self.root / ".best.tmp")
                 os.replace(self.root / ".best.tmp", self.root / "best.safetensors")
             final = self.root / name
             shutil.rmtree(final, ignore_errors=True)
@@ -506,6 +527,11 @@ class Checkpoints:
         from safetensors.torch import load_model as load_weights
 
         load_weights(model, str(self.latest() / "model.safetensors"))
+
+    def load_ema(self, ema) -> None:
+        from safetensors.torch import load_model as load_weights
+
+        load_weights(ema, str(self.latest() / "ema.safetensors"), device=str(next(ema.parameters()).device))
 
     def load_optimizer(self, optimizer, scheduler) -> None:
         states = torch.load(self.latest() / "optimizer.pt", weights_only=True)
@@ -563,6 +589,22 @@ def _apply_overrides(model, cfg: TrainConfig) -> None:
         model.max_length = cfg.max_length
     if cfg.drop_rate is not None:
         model.set_dropout(cfg.drop_rate)
+    model.set_augmentation(cfg.auto_augment)
+
+
+class _RandomErasing:
+    """Random erasing (Zhong et al. 2017) on a collated image batch: each image, with probability
+    ``p``, gets a random patch set to the normalised mean (timm's ``RandomErasing``, mode const).
+    Applied after the adapter's collate, so every image adapter gets it without code of its own."""
+
+    def __init__(self, collate, p: float):
+        from timm.data.random_erasing import RandomErasing
+
+        self.collate, self.erase = collate, RandomErasing(probability=p, mode="const", device="cpu")
+
+    def __call__(self, items):
+        batch = self.collate(items)
+        return {**batch, "pixel_values": self.erase(batch["pixel_values"])}
 
 
 def _hflip(batch: dict) -> dict:

@@ -76,6 +76,7 @@ class TimmAdapter(Adapter):
             # Mild, label-preserving augmentation for fine-tuning on small data. timm's ImageNet
             # defaults (crops down to 8% of the image, colour jitter, random interpolation) are
             # built for training from scratch and wreck a pretrained head in the first epoch.
+            policy = getattr(model, "auto_augment", None)
             transform = create_transform(
                 **model.data_config,
                 is_training=True,
@@ -83,7 +84,17 @@ class TimmAdapter(Adapter):
                 ratio=(0.85, 1.18),
                 hflip=0.5,
                 color_jitter=0.0,
+                auto_augment=None if policy == "trivialaugment" else policy,
             )
+            if policy == "trivialaugment":
+                # TrivialAugment (Mueller & Hutter 2021): one random op at a random strength per
+                # image, no policy to tune; torchvision has it, timm does not. It goes where
+                # timm puts its own policies: after crop and flip, before the tensor conversion.
+                from torchvision.transforms import TrivialAugmentWide
+
+                steps = list(transform.transforms)
+                steps.insert(next(i for i, t in enumerate(steps) if "ToTensor" in type(t).__name__), TrivialAugmentWide())
+                transform = type(transform)(steps)
         else:
             transform = create_transform(**model.data_config, is_training=False)
 
@@ -98,15 +109,21 @@ class TimmAdapter(Adapter):
         return load_image(value)
 
     def save_native(self, model, directory: str) -> list[str]:
+        import torch
         from timm.models import save_for_hf
 
-        save_for_hf(
-            model.model,
-            directory,
-            model_config={"label_names": list(model.labels)} if model.labels else None,
-            data_config={k: model.data_config[k] for k in ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")},
-            safe_serialization=True,
-        )
+        layout = model.memory_format
+        model.set_channels_last(False)  # safetensors stores tensors in the default layout only
+        try:
+            save_for_hf(
+                model.model,
+                directory,
+                model_config={"label_names": list(model.labels)} if model.labels else None,
+                data_config={k: model.data_config[k] for k in ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")},
+                safe_serialization=True,
+            )
+        finally:
+            model.set_channels_last(layout == torch.channels_last)
         return ["config.json", "model.safetensors"]
 
     def native_load_snippet(self, repo_id: str) -> str:

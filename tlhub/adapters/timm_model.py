@@ -22,6 +22,8 @@ class TimmTransferModel(TransferModel):
         # the width of what the classifier sees (timm models with a pre-logits MLP differ)
         self.num_features = getattr(model, "head_hidden_size", None) or model.num_features
         self.data_config = resolve_data_config({}, model=model)
+        self.memory_format = torch.contiguous_format
+        self.auto_augment: str | None = None  # extra training augmentation policy (see the adapter)
 
     def set_input_size(self, size: int | None = None, crop_pct: float | None = None) -> None:
         """Override the preprocessing's input size (e.g. 96 px for small images)."""
@@ -30,12 +32,24 @@ class TimmTransferModel(TransferModel):
         if crop_pct:
             self.data_config["crop_pct"] = crop_pct
 
+    def set_augmentation(self, auto_augment: str | None) -> None:
+        self.auto_augment = auto_augment
+
+    def set_channels_last(self, enabled: bool = True) -> None:
+        # As timm's train.py --channels-last: convolutions run faster on NHWC tensors (oneDNN on
+        # CPU, tensor cores on GPU). Inputs are converted in forward, so callers need not care.
+        self.memory_format = torch.channels_last if enabled else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
+
+    def _pixels(self, batch) -> torch.Tensor:
+        return batch["pixel_values"].contiguous(memory_format=self.memory_format)
+
     def forward(self, batch):
         # the model's own forward keeps timm's head dropout in training
-        return self.model(batch["pixel_values"])
+        return self.model(self._pixels(batch))
 
     def forward_features(self, batch):
-        return self.model.forward_head(self.model.forward_features(batch["pixel_values"]), pre_logits=True)
+        return self.model.forward_head(self.model.forward_features(self._pixels(batch)), pre_logits=True)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.model.get_classifier()(features)

@@ -39,6 +39,7 @@ def evaluate(
 
     if isinstance(model, str):
         model = create_model(model)
+        model.set_channels_last(True)  # faster image inference; our own copy, so nobody else sees it
     record = getattr(model, "training_record", {}) or {}
     trained = record.get("config", {})
     if data is None:

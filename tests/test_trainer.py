@@ -148,6 +148,20 @@ def test_weight_average_is_what_is_validated_and_saved(tmp_path, offline_assets,
         torch.testing.assert_close(saved[key], ema["model." + key])
 
 
+def test_probe_on_cached_features_keeps_its_best_epoch(tmp_path, offline_assets, cache_dir):
+    # the cached stage is checkpointed once, at its end; its best head is kept in memory meanwhile
+    result = tlhub.train(**dict(TINY, probe_epochs=8, probe_lr=0.05), strategy="feature-extraction",
+                         output_dir=str(tmp_path / "run"), cache_dir=cache_dir)
+    best = min(result.history, key=lambda r: r["val_loss"])["epoch"]
+    record = json.loads((result.model_dir / "tlhub.json").read_text())
+    assert record["best_epoch"] == best
+    assert os.readlink(tmp_path / "run" / "checkpoints" / "latest") == "epoch-0008"
+    saved, kept = load_file(result.model_dir / "model.safetensors"), load_file(tmp_path / "run" / "checkpoints" / "best.safetensors")
+    for key in saved:
+        torch.testing.assert_close(saved[key], kept["model." + key])
+    assert result.metrics["accuracy"] > 0.3  # and it is a working probe (chance is 0.1)
+
+
 def test_resume_refuses_a_different_config(tmp_path, offline_assets, cache_dir):
     out = str(tmp_path / "run")
     tlhub.train(**dict(TINY, strategy="feature-extraction"), output_dir=out, cache_dir=cache_dir)

@@ -166,7 +166,10 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, **overri
 
     loop = Loop(cfg, accelerator, adapter, model, data)
     for index, stage in enumerate(stages):
-        if index < state.stage_index or (index == state.stage_index and state.stage_done):
+        if index < state.stage_index:
+            continue
+        if index == state.stage_index and state.stage_done:
+            checkpoints.load_best(model)  # resumed at this stage's end: the next starts from its best, as unbroken runs do
             continue
         if index > state.stage_index:
             state.stage_index, state.stage_epoch, state.stage_done, state.bad_epochs = index, 0, False, 0
@@ -289,6 +292,10 @@ class Loop:
             + (", on cached features" if on_cache else "")
         )
 
+        # A stage on cached features takes seconds: it is checkpointed once, at its end, with its best
+        # head kept in memory meanwhile (epoch checkpoints would cost more than the training). A run
+        # killed inside it re-runs the stage from its start, to the same result.
+        best_head = None
         while state.stage_epoch < stage.epochs:
             epoch_started = time.perf_counter()
             model.train()
@@ -334,7 +341,16 @@ class Loop:
                 f"[{stage.name} {state.stage_epoch}/{stage.epochs}] train loss {train_loss:.4f}  val loss {val_loss:.4f}  "
                 f"val acc {val_acc:.4f}{' *' if improved else ''}  lr {row['lr']:.2e}  {row['samples_per_second']:.0f} samples/s"
             )
-            checkpoints.save(model, optimizer, scheduler, state, cfg, best=improved, ema=self.ema.module if self.ema is not None else None)
+            if on_cache:
+                if improved:
+                    head = set(model.head_parameter_names())
+                    best_head = {n: p.detach().clone() for n, p in model.named_parameters() if n in head}
+                if state.stage_done:
+                    if best_head is not None:
+                        checkpoints.save_best(model, replace=best_head)  # before the checkpoint that ends the stage
+                    checkpoints.save(model, optimizer, scheduler, state, cfg, best=False)
+            else:
+                checkpoints.save(model, optimizer, scheduler, state, cfg, best=improved, ema=self.ema.module if self.ema is not None else None)
             if stop:
                 accelerator.print(f"early stop: no validation improvement for {patience} epochs")
                 break
@@ -509,6 +525,25 @@ class Checkpoints:
                 if old.name != name:
                     shutil.rmtree(old, ignore_errors=True)
         acc.wait_for_everyone()
+
+    def save_best(self, model, *, replace: dict[str, torch.Tensor]) -> None:
+        """Write ``model`` as the best weights, with the parameters in ``replace`` swapped in."""
+        from safetensors.torch import save_model as save_weights
+
+        if not self.accelerator.is_main_process:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        params = dict(model.named_parameters())
+        current = {n: params[n].detach().clone() for n in replace}
+        with torch.no_grad():
+            for n, value in replace.items():
+                params[n].copy_(value)
+            try:
+                save_weights(model, str(self.root / ".best.tmp"), force_contiguous=True)
+                os.replace(self.root / ".best.tmp", self.root / "best.safetensors")
+            finally:
+                for n, value in current.items():
+                    params[n].copy_(value)
 
     def load_state(self, cfg: TrainConfig) -> RunState:
         saved = json.loads((self.latest() / "state.json").read_text())

@@ -2,7 +2,7 @@
 
     python benchmarks/run.py                    # everything (about an hour on 2 CPU cores)
     python benchmarks/run.py epoch-cost probe-cache
-    python benchmarks/run.py --gpu              # GPU throughput against shared/ANCHORS.md
+    python benchmarks/run.py gpu                # GPU throughput against shared/ANCHORS.md
 
 Sections:
   quality-lpft   Protocol A (Fashion-MNIST, 100 images per class, 10k test, 96 px): the lp-ft recipe

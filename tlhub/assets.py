@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from tlhub.hashing import git_blob_sha1_file, sha256_file
+from tlhub.hashing import git_blob_id, sha256_of
 from tlhub.errors import OfflineAssetError, suggest
 
 __all__ = [
@@ -319,7 +319,7 @@ def _describe_files(files: Mapping[str, Path], gitattributes: Path | None = None
     for rel in sorted(files):
         src = files[rel]
         size = src.stat().st_size
-        etag = sha256_file(src) if _is_lfs(rel, size, patterns) else git_blob_sha1_file(src)
+        etag = sha256_of(src) if _is_lfs(rel, size, patterns) else git_blob_id(src)
         out.append(_File(rel=rel, src=src, etag=etag, size=size))
     return out
 
@@ -452,7 +452,7 @@ def _source_path(asset: OfflineAsset, *, pip_install: bool, progress: bool) -> P
     weights = src / asset.weights_file if asset.weights_file else src
     if not weights.is_file():
         raise OfflineAssetError(f"{weights} is missing from the package {asset.package}", fix=f"run `{reinstall}`")
-    digest = sha256_file(weights)
+    digest = sha256_of(weights)
     if digest != asset.source_sha256:
         raise OfflineAssetError(
             f"{weights} is not the checkpoint tlhub verified (sha256 {digest[:16]}…, expected {asset.source_sha256[:16]}…);"

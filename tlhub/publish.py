@@ -20,7 +20,6 @@ tlhub refuses to push a file that contains it.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tempfile
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from tlhub.cards import REPO_ID_RE, SavedModel, _fmt, build_model_card, metric_spec, read_saved_model, validate_card
-from tlhub.hashing import git_blob_sha1_file, sha256_file
+from tlhub.hashing import git_blob_id, sha256_of
 from tlhub.errors import PublishError
 from tlhub.saving import RECORD_FILE
 
@@ -78,10 +77,6 @@ class PushResult:
 
 # --------------------------------------------------------------------------------------------
 # helpers
-
-
-def _git_blob_sha1(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
 
@@ -182,9 +177,9 @@ def _diff(local: dict[str, Path | bytes], remote: dict[str, Any], managed: Calla
             continue
         if sibling.lfs is not None:
             sha = sibling.lfs.get("sha256") if isinstance(sibling.lfs, dict) else getattr(sibling.lfs, "sha256", None)
-            same = sha == (hashlib.sha256(source).hexdigest() if isinstance(source, bytes) else sha256_file(source))
+            same = sha == sha256_of(source)
         else:
-            same = sibling.blob_id == (_git_blob_sha1(source) if isinstance(source, bytes) else git_blob_sha1_file(source))
+            same = sibling.blob_id == git_blob_id(source)
         (unchanged if same else changed).append(path)
     added, changed, unchanged = sorted(added), sorted(changed), sorted(unchanged)
     stale = sorted(p for p in remote if p not in local and p != ".gitattributes")

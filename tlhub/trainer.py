@@ -139,8 +139,6 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, **overri
     model = adapter.load(source, labels=data.labels, pretrained=cfg.pretrained)
     model.init_head()
     _apply_overrides(model, cfg)
-    model.norm_eval = cfg.norm_eval
-    model.set_channels_last(cfg.channels_last)
     groups = model.layer_groups()
     lap("model")
 
@@ -286,6 +284,7 @@ class Loop:
             checkpoints.load_optimizer(optimizer, scheduler)
             if self.ema is not None:
                 checkpoints.load_ema(self.ema.module)
+        averaged = self.ema.module if self.ema is not None else None  # what is validated and kept
         summary = model.trainable_summary()
         accelerator.print(
             f"\n== {stage.name}: {stage.epochs} epochs, {summary['trainable']:,} of {summary['parameters']:,} parameters trainable"
@@ -295,7 +294,7 @@ class Loop:
         # A stage on cached features takes seconds: it is checkpointed once, at its end, with its best
         # head kept in memory meanwhile (epoch checkpoints would cost more than the training). A run
         # killed inside it re-runs the stage from its start, to the same result.
-        best_head = None
+        best_head, head = None, set(model.head_parameter_names()) if on_cache else set()
         while state.stage_epoch < stage.epochs:
             epoch_started = time.perf_counter()
             model.train()
@@ -307,7 +306,7 @@ class Loop:
                 train_loader.set_epoch(state.global_epoch)
                 train_loss, seen = self._epoch(net, train_loader, optimizer, scheduler, stage, state)
                 train_seconds = time.perf_counter() - epoch_started
-                val_loss, val_acc = self._validate(val_loader, self.ema.module if self.ema is not None else model)
+                val_loss, val_acc = self._validate(val_loader, averaged if averaged is not None else model)
             state.stage_epoch += 1
             state.global_epoch += 1
             seconds = time.perf_counter() - epoch_started
@@ -343,14 +342,13 @@ class Loop:
             )
             if on_cache:
                 if improved:
-                    head = set(model.head_parameter_names())
                     best_head = {n: p.detach().clone() for n, p in model.named_parameters() if n in head}
                 if state.stage_done:
                     if best_head is not None:
                         checkpoints.save_best(model, replace=best_head)  # before the checkpoint that ends the stage
                     checkpoints.save(model, optimizer, scheduler, state, cfg, best=False)
             else:
-                checkpoints.save(model, optimizer, scheduler, state, cfg, best=improved, ema=self.ema.module if self.ema is not None else None)
+                checkpoints.save(model, optimizer, scheduler, state, cfg, best=improved, ema=averaged)
             if stop:
                 accelerator.print(f"early stop: no validation improvement for {patience} epochs")
                 break
@@ -625,6 +623,8 @@ def _apply_overrides(model, cfg: TrainConfig) -> None:
     if cfg.drop_rate is not None:
         model.set_dropout(cfg.drop_rate)
     model.set_augmentation(cfg.auto_augment)
+    model.set_channels_last(cfg.channels_last)
+    model.norm_eval = cfg.norm_eval
 
 
 class _RandomErasing:

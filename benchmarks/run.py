@@ -1,6 +1,6 @@
 """tlhub's quality and speed benchmarks, printed as one table.
 
-    python benchmarks/run.py                    # everything (about an hour on 2 CPU cores)
+    python benchmarks/run.py                    # everything (about two hours on 2 CPU cores)
     python benchmarks/run.py epoch-cost probe-cache
     python benchmarks/run.py gpu                # GPU throughput against shared/ANCHORS.md
 

@@ -79,10 +79,6 @@ class PushResult:
 # helpers
 
 
-
-
-
-
 def model_files(model_dir: str | Path) -> dict[str, Path]:
     """Repo path -> local file for everything in ``model_dir`` that is pushed (README.md is generated)."""
     root = Path(model_dir)

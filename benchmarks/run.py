@@ -14,6 +14,11 @@ Sections:
   probe-cache    a 10-epoch linear probe: backbone recomputed every epoch vs feature cache
                  (cold, then warm)
   gpu            training/inference throughput on data already on the GPU (needs CUDA)
+  doctor         the data doctor on Fashion-MNIST (100 per class + the 10k test images) with planted
+                 defects: precision/recall per detector, wall time against one feature pass
+  imbalance      a 10:1 skewed Fashion-MNIST subset: balanced accuracy, class_weights auto vs none
+
+TLHUB_BENCH_QUICK=1 runs the doctor and imbalance sections on a tiny subset (a check that they run).
 
 Results go to benchmarks/results/<section>.json and the table is printed at the end.
 """
@@ -107,7 +112,7 @@ def plain_epoch(data, channels_last: bool = False) -> float:
     import torch
     from timm.data import create_transform, resolve_data_config
 
-    from tlhub.hub import resolve
+    from tlhub.core.names import resolve
 
     source = resolve(EPOCH["backbone"])
     model = timm.create_model(f"local-dir:{source.path}", pretrained=True, num_classes=len(data.labels), drop_rate=0.0)
@@ -144,7 +149,7 @@ def tlhub_epoch(work: Path, i: int) -> float:
 def epoch_cost(work: Path, repeats: int = 3) -> None:
     import torch
 
-    from tlhub.data import DataSpec, load_data
+    from tlhub.data.loading import DataSpec, load_data
 
     data = load_data(DataSpec(source="fashion-mnist", max_train_per_class=50, max_eval_samples=50, test_split=None), progress=False)
     plain_epoch(data)  # warm-up: first-touch costs (allocator, lazy imports) paid by neither side
@@ -202,8 +207,8 @@ def gpu(work: Path) -> None:
     import torch
 
     import tlhub
-    from tlhub.trainer import param_groups
-    from tlhub.strategies import Stage
+    from tlhub.engine.trainer import param_groups
+    from tlhub.engine.strategies import Stage
 
     if not torch.cuda.is_available():
         row("GPU", "skipped", "no CUDA device")
@@ -241,6 +246,180 @@ def gpu(work: Path) -> None:
     save("gpu", results)
 
 
+# -- the data doctor: planted defects -------------------------------------------------------------------
+def _quick() -> bool:
+    return os.environ.get("TLHUB_BENCH_QUICK") == "1"
+
+
+def _fmnist_bytes():
+    import datasets
+
+    from tlhub.data.builtin import load_builtin
+
+    dsd, _ = load_builtin("fashion-mnist", progress=False)
+    return {k: v.cast_column("input", datasets.Image(decode=False)) for k, v in dsd.items()}
+
+
+def _write_image_folder(root: Path, split: str, items) -> list[Path]:
+    """``items``: (label name, file name, bytes) -> root/split/label/file (label '/' made '_')."""
+    out = []
+    for label, name, data in items:
+        path = root / split / label.replace("/", "_") / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        out.append(path)
+    return out
+
+
+def _planted_fmnist(root: Path, per_class: int, n_test: int, n_plant: int, flip_fraction: float, seed: int = 0) -> dict:
+    """Fashion-MNIST as an image folder with planted defects; returns the ground truth by file name."""
+    import io
+    import random
+    import shutil
+
+    from PIL import Image
+
+    from tlhub.data.builtin import FASHION_MNIST_LABELS as names
+
+    src = _fmnist_bytes()
+    seen: dict[int, int] = {}
+    train = []
+    for i, code in enumerate(src["train"]["label"]):  # the first N of each class, in file order (Protocol A)
+        if seen.get(code, 0) < per_class:
+            seen[code] = seen.get(code, 0) + 1
+            train.append((names[code], f"{i:05d}.png", src["train"][i]["input"]["bytes"]))
+        if len(train) == per_class * len(names):
+            break
+    test = [(names[c], f"{i:05d}.png", src["test"][i]["input"]["bytes"]) for i, c in enumerate(src["test"]["label"][:n_test])]
+    files = _write_image_folder(root, "train", train)
+    test_files = _write_image_folder(root, "test", test)
+    rng = random.Random(seed)
+    n_flip = max(1, round(flip_fraction * len(files)))
+    picked = rng.sample(files, n_flip + 2 * n_plant)
+    flips, dups, nears = picked[:n_flip], picked[n_flip : n_flip + n_plant], picked[n_flip + n_plant :]
+    truth = {"exact": {}, "near": {}, "leak": {}, "flip": set()}
+    for p in dups:
+        copy = p.with_name("dup_" + p.name)
+        shutil.copy(p, copy)
+        truth["exact"][copy.name] = p.name
+    for p in nears:  # resized and re-compressed
+        buf = io.BytesIO()
+        Image.open(p).convert("L").resize((36, 36), Image.BICUBIC).save(buf, "JPEG", quality=75)
+        copy = p.with_name("near_" + p.stem + ".jpg")
+        copy.write_bytes(buf.getvalue())
+        truth["near"][copy.name] = p.name
+    for p in rng.sample(test_files, n_plant):  # test images copied into train
+        copy = root / "train" / p.parent.name / ("leak_" + p.name)
+        shutil.copy(p, copy)
+        truth["leak"][copy.name] = p.name
+    for p in flips:  # moved into another class's folder: the file keeps its name
+        other = rng.choice([d for d in (root / "train").iterdir() if d.name != p.parent.name])
+        shutil.move(p, other / p.name)
+        truth["flip"].add(p.name)
+    return truth
+
+
+def _score(report, truth: dict) -> dict:
+    def pair(f):
+        return Path(f.file).name if f.file else None, Path(f.other["file"]).name if f.other and f.other.get("file") else None
+
+    def planted_pair(f, table):
+        a, b = pair(f)
+        return (a in table and table[a] == b) or (b in table and table[b] == a)
+
+    out = {}
+    for detector, kinds, table in (("exact duplicates", ("exact_duplicate", "leakage"), truth["exact"]),
+                                   ("leakage (test copies in train)", ("leakage",), truth["leak"]),
+                                   ("near-duplicates", ("near_duplicate", "near_leakage"), truth["near"])):
+        found = [f for f in report.findings if f.kind in kinds]
+        if detector == "exact duplicates":  # the train<->test pairs are the leakage detector's
+            found = [f for f in found if "test" not in (f.split, f.other.get("split"))]
+        elif detector == "leakage (test copies in train)":
+            found = [f for f in found if "test" in (f.split, f.other.get("split"))]
+        hits = {k for f in found for k in pair(f) if k in table and planted_pair(f, table)}
+        tp = sum(planted_pair(f, table) for f in found)
+        out[detector] = {"found": len(found), "true": tp, "planted": len(table),
+                         "precision": tp / len(found) if found else None, "recall": len(hits) / len(table) if table else None}
+    # flipped labels: the ground truth is known in train/validation only (test findings are left out)
+    found = [f for f in report.of("label_error") if f.split in ("train", "validation")]
+    tp = sum(Path(f.file).name in truth["flip"] for f in found)
+    out["flipped labels"] = {"found": len(found), "true": tp, "planted": len(truth["flip"]),
+                             "precision": tp / len(found) if found else None, "recall": tp / len(truth["flip"])}
+    return out
+
+
+def doctor(work: Path) -> None:
+    from tlhub.core.factory import resolve_backbone
+    from tlhub.data.loading import load_data
+    from tlhub.engine.config import TrainConfig
+    from tlhub.engine.doctor import DoctorReport, _features, diagnose
+
+    quick = _quick()
+    per_class, n_test, n_plant = (10, 200, 2) if quick else (100, 10_000, 20)
+    root = work / "doctor-data"
+    truth = _planted_fmnist(root, per_class, n_test, n_plant, 0.05)
+    opts = dict(data=str(root), image_size=96, crop_pct=1.0)
+    # the doctor first, on a cold feature cache: it also pays the process's warm-up (against it)
+    cache = tempfile.mkdtemp(prefix="tlhub-bench-doctor-")
+    start = time.perf_counter()
+    cold = diagnose(TrainConfig(**opts, cache_dir=cache), progress=False)
+    cold_s = time.perf_counter() - start
+    # one feature pass over the same images (another cold cache): data, model and backbone pass
+    cfg = TrainConfig(**opts, cache_dir=tempfile.mkdtemp(prefix="tlhub-bench-pass-"))
+    start = time.perf_counter()
+    source, adapter = resolve_backbone(cfg.backbone)
+    data = load_data(cfg.data_spec(), modality=adapter.modality, decode=adapter.decode_input, progress=False)
+    _features(cfg, source, adapter, data, DoctorReport("", "", {}, []))
+    one_pass = time.perf_counter() - start
+    start = time.perf_counter()
+    warm = diagnose(TrainConfig(**opts, cache_dir=cache), progress=False)
+    warm_s = time.perf_counter() - start
+    scores = _score(cold.report, truth)
+    save("doctor", {"quick": quick, "scores": scores, "seconds": {"one_feature_pass": one_pass, "doctor_cold": cold_s, "doctor_warm": warm_s},
+                    "timings": cold.report.timings, "counts": cold.report.counts, "label_error_method": cold.report.label_error_method})
+    section = f"data doctor, Fashion-MNIST {per_class * 10:,} train + {n_test:,} test, planted" + (" (QUICK subset)" if quick else "")
+    targets = {"exact duplicates": "R >= 0.95 at P >= 0.9", "leakage (test copies in train)": "R >= 0.95 at P >= 0.9",
+               "near-duplicates": "R >= 0.95 at P >= 0.9", "flipped labels": "R >= 0.6 at P >= 0.6"}
+    for name, r in scores.items():
+        p = "n/a" if r["precision"] is None else f"{r['precision']:.2f}"
+        row(section, f"{name}: precision / recall", f"{p} / {r['recall']:.2f} ({r['true']} true of {r['found']} found, {r['planted']} planted)", targets[name])
+    row(section, "doctor wall, cold cache / one feature pass", f"{cold_s:.0f} s / {one_pass:.0f} s = {cold_s / one_pass:.2f}x", "<= 1.5x")
+    row(section, "doctor wall, warm cache", f"{warm_s:.1f} s")
+
+
+def imbalance(work: Path) -> None:
+    """Train on a 10:1 skewed subset; balanced accuracy with class_weights auto against none."""
+    import tlhub
+    from tlhub.data.builtin import FASHION_MNIST_LABELS as names
+
+    quick = _quick()
+    big, small, n_test = (30, 3, 200) if quick else (200, 20, 10_000)
+    src = _fmnist_bytes()
+    root = work / "imbalance-data"
+    seen: dict[int, int] = {}
+    items = []
+    for i, code in enumerate(src["train"]["label"]):
+        limit = big if code < 5 else small  # classes 0-4 ten times larger than 5-9
+        if seen.get(code, 0) < limit:
+            seen[code] = seen.get(code, 0) + 1
+            items.append((names[code], f"{i:05d}.png", src["train"][i]["input"]["bytes"]))
+        if sum(seen.values()) == 5 * (big + small):
+            break
+    _write_image_folder(root, "train", items)
+    _write_image_folder(root, "test", [(names[c], f"{i:05d}.png", src["test"][i]["input"]["bytes"]) for i, c in enumerate(src["test"]["label"][:n_test])])
+    cache = tempfile.mkdtemp(prefix="tlhub-bench-imbalance-")
+    out = {}
+    for mode in ("none", "auto"):
+        result = tlhub.train(data=str(root), image_size=96, crop_pct=1.0, strategy="feature-extraction", class_weights=mode,
+                             cache_dir=cache, output_dir=str(work / f"imbalance-{mode}"), **({"probe_epochs": 3} if quick else {}))
+        out[mode] = {"balanced_accuracy": result.metrics["recall_macro"], "accuracy": result.metrics["accuracy"], "seconds": result.seconds}
+    save("imbalance", {"quick": quick, "per_class": {"large": big, "small": small}, "results": out})
+    section = f"imbalance 10:1 ({big}/{small} per class, feature extraction, {n_test:,} test)" + (" (QUICK subset)" if quick else "")
+    for mode, r in out.items():
+        row(section, f"class_weights {mode}: balanced accuracy (accuracy)", f"{r['balanced_accuracy']:.4f} ({r['accuracy']:.4f})",
+            "auto > none" if mode == "auto" else "")
+
+
 SECTIONS = {
     "quality-lpft": quality_lpft,
     "quality-probe": quality_probe,
@@ -249,6 +428,8 @@ SECTIONS = {
     "epoch-cost": epoch_cost,
     "probe-cache": probe_cache,
     "gpu": gpu,
+    "doctor": doctor,
+    "imbalance": imbalance,
 }
 
 

@@ -27,7 +27,7 @@ MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 @pytest.fixture(scope="session")
 def offline_assets():
     """The offline backbones, installed into the user's cache (a no-op when already there)."""
-    from tlhub.assets import install_assets
+    from tlhub.offline.install import install_assets
 
     install_assets(progress=False)
     return {"lite0": LITE0, "mobilenet": MOBILENET, "minilm": MINILM}

@@ -12,29 +12,29 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "create_model": "tlhub.factory",
-    "describe": "tlhub.factory",
-    "predict": "tlhub.prediction",
-    "Predictor": "tlhub.prediction",
-    "Prediction": "tlhub.prediction",
+    "create_model": "tlhub.core.factory",
+    "describe": "tlhub.core.factory",
+    "predict": "tlhub.core.prediction",
+    "Predictor": "tlhub.core.prediction",
+    "Prediction": "tlhub.core.prediction",
     "list_adapters": "tlhub.adapters.registry",
     "get_adapter": "tlhub.adapters.registry",
-    "Adapter": "tlhub.adapters.base",
-    "TrainConfig": "tlhub.config",
-    "train": "tlhub.trainer",
-    "evaluate": "tlhub.evaluation_runner",
+    "Adapter": "tlhub.adapters.contract",
+    "TrainConfig": "tlhub.engine.config",
+    "train": "tlhub.engine.trainer",
+    "evaluate": "tlhub.engine.evaluation",
 }
 
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from tlhub.adapters.base import Adapter
+    from tlhub.adapters.contract import Adapter
     from tlhub.adapters.registry import get_adapter, list_adapters
-    from tlhub.config import TrainConfig
-    from tlhub.evaluation_runner import evaluate
-    from tlhub.trainer import train
-    from tlhub.factory import create_model, describe
-    from tlhub.prediction import Prediction, Predictor, predict
+    from tlhub.engine.config import TrainConfig
+    from tlhub.engine.evaluation import evaluate
+    from tlhub.engine.trainer import train
+    from tlhub.core.factory import create_model, describe
+    from tlhub.core.prediction import Prediction, Predictor, predict
 
 
 def __getattr__(name: str):

@@ -1,3 +1,3 @@
-from tlhub.cli import main
+from tlhub.cli.main import main
 
 raise SystemExit(main())

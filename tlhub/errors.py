@@ -57,6 +57,10 @@ class PublishError(TlhubError, RuntimeError):
     """Pushing a model or a Space to the Hub failed."""
 
 
+class FolderInUseError(TlhubError, RuntimeError):
+    """Another tlhub process holds the lock on this output folder."""
+
+
 def suggest(name: str, candidates, n: int = 3) -> list[str]:
     """Close matches for ``name`` (case-insensitive), for 'did you mean' hints."""
     import difflib

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
-from tlhub.adapters.base import ADAPTER_API_VERSION, MODALITIES, Adapter
+from tlhub.adapters.contract import ADAPTER_API_VERSION, ADAPTER_HOOKS, MODALITIES, Adapter, signature_problems
 from tlhub.errors import AdapterNotFoundError, PluginError, suggest
 
 ENTRY_POINT_GROUP = "tlhub.adapters"
@@ -100,6 +100,13 @@ def _validate(adapter_obj: Any, ep_name: str) -> Adapter:
             f"adapter implements contract version {target.api_version}, this tlhub implements {ADAPTER_API_VERSION}",
             fix="upgrade the plugin or tlhub so that both speak the same version",
         )
+    problems = signature_problems(type(target), Adapter, ADAPTER_HOOKS)
+    if problems:
+        raise PluginError("; ".join(problems),
+                          fix="give each overridden method the contract's parameters and defaults (docs/writing-a-plugin.md lists every hook)")
+    if target.modality != "image" and type(target).make_collate is Adapter.make_collate:
+        raise PluginError(f"adapter class does not implement: make_collate (only image adapters get tlhub's default collate)",
+                          fix="implement Adapter.make_collate(model, *, train=False, augment=False)")
     missing = [req for req in target.requires if not _importable(req)]
     if missing:
         raise PluginError(f"required package(s) not installed: {', '.join(missing)}", fix=f"pip install {' '.join(missing)}")
@@ -229,6 +236,13 @@ def available() -> dict[str, AdapterInfo]:
     return _CACHE
 
 
+def adapter_names() -> set[str]:
+    """Every name that is an adapter prefix: installed adapters, working or not, and the plugins
+    tlhub knows of. ``broken:ORG/NAME`` must reach :func:`get_adapter`, which says why the plugin
+    cannot be used, instead of being taken for a repo id that is then "not found"."""
+    return {i.name for i in discover()} | set(KNOWN_PLUGINS)
+
+
 def get_adapter(name: str) -> Adapter:
     """The working adapter registered under ``name``; a clear error otherwise."""
     infos = discover()
@@ -238,7 +252,9 @@ def get_adapter(name: str) -> Adapter:
     broken = [i for i in infos if i.name == name]
     if broken:
         info = broken[0]
-        raise PluginError(f"adapter {name!r} from {info.distribution} {info.version} is {info.status}: {info.error}", fix=info.fix)
+        state = "is installed but cannot be used" if info.status == "broken" else "is refused (name conflict)"
+        raise PluginError(f"adapter {name!r} from {info.distribution} {info.version} {state}: {info.error}",
+                          fix=f"{info.fix} (`tlhub plugins doctor` explains every plugin)")
     if name in KNOWN_PLUGINS:
         raise AdapterNotFoundError(f"no adapter named {name!r} is installed", fix=f"pip install {KNOWN_PLUGINS[name]}")
     close = suggest(name, list(working) + list(KNOWN_PLUGINS))
@@ -267,6 +283,14 @@ def adapter_for_config(config: dict[str, Any], *, where: str) -> Adapter:
     if claimants:
         return claimants[0]
     library = config.get("library_name") or config.get("model_type") or config.get("architecture")
+    broken = [i for i in discover() if i.status != "ok"]
+    if broken:
+        # the adapter for it may be installed and failing: say so rather than "install it"
+        names = ", ".join(f"{i.name!r} ({i.distribution}: {i.error})" for i in broken)
+        raise AdapterNotFoundError(
+            f"no working adapter recognises {where} (its config.json names {library!r}); installed but broken: {names}",
+            fix="repair or uninstall the broken plugin (`tlhub plugins doctor` says how), or name the adapter with a prefix such as 'timm:'",
+        )
     raise AdapterNotFoundError(
         f"no installed adapter recognises {where} (its config.json names {library!r})",
         fix="name the adapter explicitly with a prefix such as 'timm:' or 'transformers:', or install the adapter plugin for that library",

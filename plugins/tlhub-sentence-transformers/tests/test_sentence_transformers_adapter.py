@@ -19,17 +19,17 @@ TEXTS = ["A gripping, beautifully acted film.", "Dull and far too long.", "Charm
 
 @pytest.fixture(scope="module", autouse=True)
 def backbone():
-    from tlhub.hub import cached_models
+    from tlhub.core.names import cached_models
 
     if MINILM not in cached_models():
-        from tlhub.assets import install_assets
+        from tlhub.offline.install import install_assets
 
         install_assets([MINILM], progress=False)
     return MINILM
 
 
 def test_conformance(tmp_path):
-    from tlhub.testing import check_adapter
+    from tlhub.plugins.kit import check_adapter
 
     report = check_adapter("sentence-transformers", MINILM, TEXTS, ["negative", "positive"], tmp_dir=tmp_path)
     print(report)

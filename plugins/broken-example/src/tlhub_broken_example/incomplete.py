@@ -1,6 +1,6 @@
 """Entry point ``broken-contract``: an Adapter subclass that implements only ``claims``."""
 
-from tlhub.adapters.base import Adapter
+from tlhub.adapters.contract import Adapter
 
 
 class IncompleteAdapter(Adapter):

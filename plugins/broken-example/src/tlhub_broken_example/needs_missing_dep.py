@@ -2,7 +2,7 @@
 
 import tlhub_broken_example_missing_dependency  # noqa: F401  (no package provides this module)
 
-from tlhub.adapters.base import Adapter
+from tlhub.adapters.contract import Adapter
 
 
 class MissingDependencyAdapter(Adapter):  # never reached

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from tlhub.adapters.base import Adapter, Preprocessing, SpaceSpec
+from tlhub.adapters.contract import Adapter, Preprocessing, SpaceSpec
 
 #: tlhub's marker in a saved model's config.json: which adapter reloads it.
 MARKER = "tlhub_adapter"
@@ -58,7 +58,7 @@ class AudioAdapter(Adapter):
         return config.get(MARKER) == self.name or config.get("model_type") in AUDIO_MODEL_TYPES
 
     def load(self, source, *, num_classes=None, labels=None, pretrained=True):
-        from tlhub.hub import download_files
+        from tlhub.adapters import download_files
         from tlhub_audio.model import build_model
 
         source = download_files(source, self.allow_patterns)
@@ -94,13 +94,6 @@ class AudioAdapter(Adapter):
 
         return load_audio(value)
 
-    def save_example(self, value: Any, folder, stem: str) -> str | None:
-        """A decoded clip as a 16-bit WAV file, for the Space's examples."""
-        from tlhub.testing import write_wav
-
-        write_wav(f"{folder}/{stem}.wav", value)
-        return f"{stem}.wav"
-
     def save_native(self, model, directory: str) -> list[str]:
         from tlhub_audio.model import save_native
 
@@ -120,7 +113,8 @@ class AudioAdapter(Adapter):
     def diagnose(self) -> list[tuple[str, str]]:
         """Optional hook used by `tlhub plugins doctor`: can torchcodec decode audio here?
         (It needs the system's FFmpeg libraries, which pip cannot install.)"""
-        from tlhub_audio.audio_io import FFMPEG_FIX, wav_bytes
+        from tlhub.adapters.audio import wav_bytes
+        from tlhub_audio.audio_io import FFMPEG_FIX
 
         try:
             import numpy as np

@@ -14,11 +14,10 @@ numpy is imported at call time only; torchcodec only when a file has to be decod
 
 from __future__ import annotations
 
-import io
-import wave
 from pathlib import Path
 from typing import Any
 
+from tlhub.adapters.audio import wav_bytes, write_wav  # noqa: F401  (re-exported: WAV files are tlhub's helpers)
 from tlhub.errors import DataError
 
 #: What to install when torchcodec cannot load FFmpeg (Debian 12 package names; FFmpeg 4 to 8 work).
@@ -106,25 +105,3 @@ def resample(array, orig_sr: int | None, target_sr: int):
 
     g = gcd(int(orig_sr), int(target_sr))
     return resample_poly(array, target_sr // g, orig_sr // g).astype(np.float32)
-
-
-def write_wav(path: str | Path, array, sampling_rate: int) -> Path:
-    """16-bit PCM mono WAV with the standard library (what Space examples and tests need)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(wav_bytes(array, sampling_rate))
-    return path
-
-
-def wav_bytes(array, sampling_rate: int) -> bytes:
-    """The bytes of a 16-bit PCM mono WAV file holding ``array`` (floats in [-1, 1])."""
-    import numpy as np
-
-    pcm = (np.clip(np.asarray(array, dtype=np.float32), -1.0, 1.0) * 32767.0).round().astype("<i2")
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as f:
-        f.setnchannels(1)
-        f.setsampwidth(2)
-        f.setframerate(int(sampling_rate))
-        f.writeframes(pcm.tobytes())
-    return buffer.getvalue()

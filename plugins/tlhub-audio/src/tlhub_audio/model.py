@@ -14,17 +14,15 @@ features are whatever the final classifier layer receives.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 from torch import nn
 
+from tlhub.adapters.hf import InputCapture, find_classifier, layer_index_groups, load_classifier, write_labels
+from tlhub.adapters.model import LayerGroup, TransferModel
 from tlhub.errors import TlhubError
-from tlhub.model import LayerGroup, TransferModel
-
-_LAYER_INDEX = re.compile(r"\.(?:layer|layers|block|blocks)\.(\d+)\.")
 #: below this many samples the convolutional feature encoders have nothing to convolve
 MIN_SAMPLES = 1600
 #: front-end parameter names (input side), in execution order
@@ -35,26 +33,20 @@ _FRONT = (
 
 
 class AudioTransferModel(TransferModel):
+    image_key = None  # audio: no image tensor in the batch
+
     def __init__(self, hf_model: nn.Module, feature_extractor, *, max_seconds: float, **kwargs):
         super().__init__(**kwargs)
         self.hf_model = hf_model
         self.feature_extractor = feature_extractor
         self.max_seconds = float(max_seconds)
         self.pool_first = _poolable(hf_model)
-        self._captured: torch.Tensor | None = None
         if self.pool_first:
             self.num_features = int(hf_model.config.hidden_size)
         else:
-            self._head = _final_linear(hf_model)
-            self._head.register_forward_pre_hook(self._capture)
+            self._head = find_classifier(hf_model, ("classifier", "score", "head"))
+            self._features = InputCapture(self._head)
             self.num_features = int(self._head.in_features)
-
-    @property
-    def sampling_rate(self) -> int:
-        return int(self.feature_extractor.sampling_rate)
-
-    def _capture(self, module, args):
-        self._captured = args[0]
 
     def _inputs(self, batch):
         return {k: v for k, v in batch.items() if k != "labels"}
@@ -67,8 +59,7 @@ class AudioTransferModel(TransferModel):
     def forward_features(self, batch):
         if not self.pool_first:
             self.hf_model(**self._inputs(batch))
-            features, self._captured = self._captured, None
-            return features
+            return self._features.take()
         model = self.hf_model
         inputs = self._inputs(batch)
         mask = inputs.get("attention_mask")
@@ -108,40 +99,16 @@ class AudioTransferModel(TransferModel):
         head = set(self.head_parameter_names())
         prefix = f"hf_model.{self.hf_model.base_model_prefix}."
         stable_norm = bool(getattr(self.hf_model.config, "do_stable_layer_norm", True))
-        front: dict[str, list[str]] = {name: [] for name, _ in _FRONT}
-        layers: dict[int, list[str]] = {}
-        rest: list[str] = []
-        for name, _ in self.named_parameters():
-            if name in head:
-                continue
-            short = name[len(prefix):] if name.startswith(prefix) else name
-            match = _LAYER_INDEX.search("." + short)
-            group = next((g for g, starts in _FRONT if short.startswith(starts)), None)
-            if group is None and short.startswith("encoder.layer_norm.") and not stable_norm:
-                group = "feature_projection"  # post-norm wav2vec2 normalises before the layers
-            if group:
-                front[group].append(name)
-            elif match:
-                layers.setdefault(int(match.group(1)), []).append(name)
-            else:
-                rest.append(name)
-        groups = [LayerGroup(g, tuple(names)) for g, names in front.items() if names]
-        groups += [LayerGroup(f"layer.{i}", tuple(names)) for i, names in sorted(layers.items())]
-        if rest:
-            groups.append(LayerGroup("encoder.final", tuple(rest)))
-        return groups
 
-    def reset_head(self, labels: Sequence[str]) -> None:
-        for module in self.head_modules():
-            module.reset_parameters()
-        if len(labels) != self.hf_model.classifier.out_features:
-            old = self.hf_model.classifier
-            self.hf_model.classifier = nn.Linear(old.in_features, len(labels))
-            if not self.pool_first:
-                self._head = _final_linear(self.hf_model)
-                self._head.register_forward_pre_hook(self._capture)
-        self.hf_model.config.num_labels = len(labels)
-        self.labels = list(labels)
+        def short(name: str) -> str:
+            return name[len(prefix):] if name.startswith(prefix) else name
+
+        def front(starts: tuple[str, ...], post_norm: bool = False):
+            # post-norm wav2vec2 normalises before the layers: that norm belongs to the front end
+            return lambda n: short(n).startswith(starts) or (post_norm and not stable_norm and short(n).startswith("encoder.layer_norm."))
+
+        first = [(group, front(starts, group == "feature_projection")) for group, starts in _FRONT]
+        return layer_index_groups((n for n, _ in self.named_parameters() if n not in head), first=first, rest="encoder.final")
 
 
 def _poolable(model: nn.Module) -> bool:
@@ -154,44 +121,15 @@ def _poolable(model: nn.Module) -> bool:
     )
 
 
-def _final_linear(model: nn.Module) -> nn.Linear:
-    for attr in ("classifier", "score", "head"):
-        head = getattr(model, attr, None)
-        if isinstance(head, nn.Linear):
-            return head
-        if isinstance(head, nn.Module):
-            linears = [m for m in head.modules() if isinstance(m, nn.Linear)]
-            if linears:
-                return linears[-1]
-    raise TlhubError(f"cannot find the classification head of {type(model).__name__}",
-                     fix="use an architecture that AutoModelForAudioClassification supports")
-
-
 # ------------------------------------------------------------------------------------------
 # loading and saving
 
 
 def build_model(path: Path, *, labels: Sequence[str] | None, pretrained: bool, default_max_seconds: float) -> AudioTransferModel:
-    from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
-    from transformers.utils import logging as hf_logging
+    from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
-    config = AutoConfig.from_pretrained(path, trust_remote_code=False)
-    has_head = any(a.endswith(("ForAudioClassification", "ForSequenceClassification")) for a in (config.architectures or []))
-    if labels is None:
-        labels = [config.id2label[i] for i in range(config.num_labels)] if has_head else []
-    labels = [str(label) for label in labels]
-    kwargs: dict[str, Any] = dict(num_labels=max(len(labels), 1), id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)})
-    if labels and has_head and len(labels) != config.num_labels:
-        kwargs["ignore_mismatched_sizes"] = True
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # "newly initialized classifier" is the point of transfer learning
-    try:
-        if pretrained:
-            model = AutoModelForAudioClassification.from_pretrained(path, trust_remote_code=False, **kwargs)
-        else:
-            model = AutoModelForAudioClassification.from_config(AutoConfig.from_pretrained(path, **{k: v for k, v in kwargs.items() if k != "ignore_mismatched_sizes"}))
-    finally:
-        hf_logging.set_verbosity(verbosity)
+    model, labels = load_classifier(AutoModelForAudioClassification, path, labels=labels, pretrained=pretrained,
+                                    head_suffixes=("ForAudioClassification", "ForSequenceClassification"))
     try:
         feature_extractor = AutoFeatureExtractor.from_pretrained(path)
     except (OSError, ValueError) as exc:
@@ -205,11 +143,7 @@ def build_model(path: Path, *, labels: Sequence[str] | None, pretrained: bool, d
 def save_native(model: AudioTransferModel, directory: str, *, marker: dict[str, str]) -> list[str]:
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    config = model.hf_model.config
-    for key, value in marker.items():
-        setattr(config, key, value)
-    config.id2label = dict(enumerate(model.labels))
-    config.label2id = {label: i for i, label in enumerate(model.labels)}
+    write_labels(model.hf_model.config, model.labels, marker)
     model.hf_model.save_pretrained(out)
     # the clip length used in training travels with the preprocessing config
     model.feature_extractor.tlhub_max_seconds = model.max_seconds
@@ -222,21 +156,21 @@ def save_native(model: AudioTransferModel, directory: str, *, marker: dict[str, 
 
 
 def make_collate(model: AudioTransferModel, *, random_crop: bool):
+    """Resample to the feature extractor's rate, cut to ``max_seconds`` (a random window, seeded
+    from the run's seed, when ``random_crop``), pad very short clips, extract the features."""
     import numpy as np
 
+    from tlhub.adapters.audio import CropRandom, crop
     from tlhub_audio.audio_io import load_audio, resample
 
     fe = model.feature_extractor
     rate = int(fe.sampling_rate)
     max_samples = max(int(model.max_seconds * rate), MIN_SAMPLES)
-    rng = np.random.default_rng()
+    rng = CropRandom() if random_crop else None
 
     def prepare(item) -> Any:
         clip = item if isinstance(item, dict) and "array" in item else load_audio(item)
-        array = resample(clip["array"], clip.get("sampling_rate"), rate)
-        if len(array) > max_samples:
-            start = int(rng.integers(0, len(array) - max_samples + 1)) if random_crop else 0
-            array = array[start : start + max_samples]
+        array = crop(resample(clip["array"], clip.get("sampling_rate"), rate), max_samples, rng() if rng else None)
         if len(array) < MIN_SAMPLES:
             array = np.pad(array, (0, MIN_SAMPLES - len(array)))
         return array

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from tlhub.adapters.base import Adapter, Preprocessing, SpaceSpec
+from tlhub.adapters.contract import Adapter, Preprocessing, SpaceSpec
 
 #: tlhub's marker in a saved model's config.json: which adapter reloads it.
 MARKER = "tlhub_adapter"
@@ -64,7 +64,7 @@ class SentenceTransformersAdapter(Adapter):
         return config.get(MARKER) == self.name or config.get("library_name") == self.name
 
     def load(self, source, *, num_classes=None, labels=None, pretrained=True):
-        from tlhub.hub import download_files
+        from tlhub.adapters import download_files
         from tlhub_sentence_transformers.model import build_model
 
         source = download_files(source, self.allow_patterns)

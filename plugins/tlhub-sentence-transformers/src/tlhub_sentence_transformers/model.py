@@ -8,7 +8,6 @@ same layout. Imported only when a model is built (it imports torch and transform
 from __future__ import annotations
 
 import json
-import re
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -17,8 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tlhub.errors import BackboneNotFoundError, TlhubError
-from tlhub.model import LayerGroup, TransferModel
+from tlhub.adapters.hf import layer_index_groups, max_sequence_length, quiet_transformers_logging
+from tlhub.adapters.model import LayerGroup, TransferModel
+from tlhub.errors import BackboneNotFoundError, ConfigError, TlhubError
 
 #: sentence-transformers' legacy boolean pooling keys, in the order it concatenates them.
 LEGACY_POOLING_KEYS = {
@@ -31,7 +31,6 @@ LEGACY_POOLING_KEYS = {
 }
 POOLING_MODES = tuple(LEGACY_POOLING_KEYS.values())
 SUPPORTED_MODULES = ("Transformer", "Pooling", "Dense", "Normalize")
-_LAYER_INDEX = re.compile(r"\.(?:layer|layers|block|blocks|h)\.(\d+)\.")
 
 
 # ------------------------------------------------------------------------------------------
@@ -137,6 +136,8 @@ def _activation(path: str) -> nn.Module:
 class SentenceTransformerTransferModel(TransferModel):
     """encoder -> Pooling -> (Dense, Normalize ...) -> sentence embedding -> linear head."""
 
+    image_key = None  # text: no image tensor in the batch
+
     def __init__(
         self,
         encoder: nn.Module,
@@ -163,6 +164,15 @@ class SentenceTransformerTransferModel(TransferModel):
         for step in self.steps:
             dim = getattr(step, "out_features", dim)
         self.num_features = int(dim)
+
+    def set_max_length(self, n: int | None = None) -> None:
+        """The tokenizer's truncation length (saved as ``max_seq_length``, restored on reload)."""
+        if n is None:
+            return
+        limit = getattr(self.encoder.config, "max_position_embeddings", None)
+        if int(n) < 1 or (isinstance(limit, int) and int(n) > limit):
+            raise ConfigError(f"max_length={n} is outside what {self.source} can take (1 to {limit})", fix=f"use a max_length of at most {limit}")
+        self.max_length = int(n)
 
     def pipeline_description(self) -> str:
         parts = ["Transformer"]
@@ -203,34 +213,8 @@ class SentenceTransformerTransferModel(TransferModel):
         """embeddings, encoder layer 0..N-1, what follows the layers (final norms), the Dense
         projections of the pipeline: input -> output. The head and the unused pooler are left out."""
         skip = set(self.head_parameter_names()) | set(self.unused_parameter_names())
-        embeddings: list[str] = []
-        layers: dict[int, list[str]] = {}
-        rest: list[str] = []
-        projection: list[str] = []
-        for name, _ in self.named_parameters():
-            if name in skip:
-                continue
-            if name.startswith("steps."):
-                projection.append(name)
-                continue
-            match = _LAYER_INDEX.search(name)
-            if match:
-                layers.setdefault(int(match.group(1)), []).append(name)
-            elif ".embeddings." in name or ".embed_" in name or ".wte." in name or ".wpe." in name:
-                embeddings.append(name)
-            else:
-                rest.append(name)
-        groups = [LayerGroup("embeddings", tuple(embeddings))] if embeddings else []
-        groups += [LayerGroup(f"layer.{i}", tuple(names)) for i, names in sorted(layers.items())]
-        if rest:
-            groups.append(LayerGroup("encoder.final", tuple(rest)))
-        if projection:
-            groups.append(LayerGroup("projection", tuple(projection)))
-        return groups
-
-    def reset_head(self, labels: Sequence[str]) -> None:
-        self.head = _new_head(self.num_features, len(labels))
-        self.labels = list(labels)
+        return layer_index_groups((n for n, _ in self.named_parameters() if n not in skip), rest="encoder.final",
+                                  last=(("projection", lambda n: n.startswith("steps.")),))
 
 
 def _new_head(in_features: int, n: int) -> nn.Linear:
@@ -272,7 +256,6 @@ def _load_dense_weights(folder: Path, dense: Dense) -> None:
 
 def build_model(path: Path, *, labels: Sequence[str] | None, pretrained: bool, default_max_length: int) -> SentenceTransformerTransferModel:
     from transformers import AutoConfig, AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
     path = Path(path)
     modules = _read_json(path / "modules.json")
@@ -301,20 +284,10 @@ def build_model(path: Path, *, labels: Sequence[str] | None, pretrained: bool, d
     config = AutoConfig.from_pretrained(encoder_dir, trust_remote_code=False)
     saved_labels = _saved_labels(config)
 
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        if pretrained:
-            encoder = AutoModel.from_pretrained(encoder_dir, trust_remote_code=False)
-        else:
-            encoder = AutoModel.from_config(config)
-    finally:
-        hf_logging.set_verbosity(verbosity)
+    with quiet_transformers_logging():
+        encoder = AutoModel.from_pretrained(encoder_dir, trust_remote_code=False) if pretrained else AutoModel.from_config(config)
     tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
-    max_length = sbert.get("max_seq_length")
-    if not isinstance(max_length, int) or max_length <= 0:
-        limits = [tokenizer.model_max_length, getattr(config, "max_position_embeddings", None), default_max_length]
-        max_length = int(min(x for x in limits if isinstance(x, (int, float)) and x > 0))
+    max_length = max_sequence_length(encoder_dir, tokenizer, config, default_max_length)
 
     steps: list[nn.Module] = []
     head: nn.Linear | None = None

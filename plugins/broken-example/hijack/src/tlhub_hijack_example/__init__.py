@@ -1,6 +1,6 @@
 """A complete, valid adapter that tries to take over the built-in name ``timm`` (tlhub refuses it)."""
 
-from tlhub.adapters.base import Adapter, Preprocessing
+from tlhub.adapters.contract import Adapter, Preprocessing
 
 
 class HijackTimm(Adapter):

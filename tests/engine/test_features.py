@@ -1,0 +1,75 @@
+"""tlhub.engine.features: the frozen-feature cache. A run's result must not depend on whether the
+cache was warm (issue 11, item 6): computing features must leave every random generator as it
+found it, so what follows (head dropout, augmentation, shuffling) draws the same numbers."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+import tlhub
+
+# 30 training images at 32 px, a head with dropout (which draws from torch's global generator)
+SMALL = dict(
+    data="fashion-mnist",
+    max_train_per_class=3,
+    max_eval_samples=20,
+    image_size=32,
+    crop_pct=1.0,
+    batch_size=16,
+    eval_batch_size=20,
+    probe_epochs=3,
+    drop_rate=0.5,
+    augment=False,
+    early_stopping_patience=None,
+    select_by="last",
+)
+
+
+def _weights(result) -> dict[str, torch.Tensor]:
+    return load_file(str(result.model_dir / "model.safetensors"))
+
+
+def test_cold_and_warm_cache_give_identical_weights(tmp_path, offline_assets):
+    # lp-ft: the probe on the cache, then a fine-tuning epoch whose augmentation and dropout draw
+    # from the global generators, which the cold run's feature pass must not have moved
+    cfg = dict(SMALL, strategy="lp-ft", epochs=1, augment=True, unfreeze="1", cache_dir=str(tmp_path / "features"))
+    cold = tlhub.train(**cfg, output_dir=str(tmp_path / "cold"))
+    warm = tlhub.train(**cfg, output_dir=str(tmp_path / "warm"))
+    assert not any(cold.feature_cache.values()), cold.feature_cache
+    assert warm.feature_cache and all(warm.feature_cache.values()), warm.feature_cache
+    a, b = _weights(cold), _weights(warm)
+    assert a.keys() == b.keys()
+    different = [name for name in a if not torch.equal(a[name], b[name])]
+    assert not different, f"{len(different)} tensors differ between the cold and the warm run, e.g. {different[:3]}"
+    assert warm.metrics == cold.metrics
+    assert [r["train_loss"] for r in warm.history] == [r["train_loss"] for r in cold.history]
+
+
+def test_computing_features_leaves_the_random_generators_alone(tmp_path, offline_assets):
+    """The mechanism itself: a cold cache pass (a DataLoader, the backbone) draws nothing."""
+    from tlhub.core.factory import create_model
+    from tlhub.engine.features import cached_features
+
+    model = create_model(offline_assets["lite0"], labels=["a", "b"])
+
+    def loader():
+        # a DataLoader draws its base seed from torch's global generator when it is iterated
+        images = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+        data = [{"pixel_values": images[i], "labels": torch.tensor(i % 2)} for i in range(6)]
+        return torch.utils.data.DataLoader(data, batch_size=3)
+
+    torch.manual_seed(123)
+    random.seed(123)
+    np.random.seed(123)
+    expected = (torch.rand(3), random.random(), np.random.rand())
+    torch.manual_seed(123)
+    random.seed(123)
+    np.random.seed(123)
+    table, hit = cached_features(model, loader, key="k", cache_dir=tmp_path)
+    assert not hit and len(table) == 6 and table.features["features"].length == model.num_features
+    after = (torch.rand(3), random.random(), np.random.rand())
+    assert torch.equal(after[0], expected[0]) and after[1:] == expected[1:]

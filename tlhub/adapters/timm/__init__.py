@@ -1,0 +1,1 @@
+"""The built-in ``timm`` adapter (image backbones). ``model`` imports torch; ``adapter`` does not."""

@@ -1,0 +1,1 @@
+"""The built-in ``transformers`` adapter (text backbones). ``model`` imports torch; ``adapter`` does not."""

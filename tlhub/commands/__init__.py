@@ -1,1 +1,0 @@
-"""One module per ``tlhub`` subcommand: ``register(subparsers)`` adds it, ``args.handler`` runs it."""

@@ -1,0 +1,278 @@
+"""A linear probe that converges for every backbone, and the choice of layers it reads.
+
+API (also used by ``tlhub select``)::
+
+    from tlhub.engine.probe import fit_probe, cv_accuracy, layer_scores, select_layers
+
+    probe = fit_probe(train_x, train_y, val_x, val_y, seed=0)      # -> Probe
+    probe.accuracy(test_x, test_y); probe.logits(x)                  # numpy in, numpy out
+    weight, bias = probe.weight, probe.bias                          # a Linear on RAW features
+    cv_accuracy(x, y, folds=5, seed=0)                               # stratified k-fold accuracy
+    scores = layer_scores({i: x_i}, y, seed=0)                       # one probe per layer group
+    chosen = select_layers({i: x_i}, y, seed=0)                      # greedy forward selection
+
+Why not the old head trained by AdamW at a fixed lr: the scale of features differs by orders of
+magnitude between backbones (unit-norm sentence embeddings against ReLU6 image features), so one
+learning rate and weight decay cannot fit both; on MiniLM it stayed at the majority class. Here
+the features are standardised with statistics of the training split only, and the L2 strength
+``C`` of a multinomial logistic regression (scikit-learn, lbfgs: a convex problem, solved to
+convergence whatever the scale) is chosen on the validation split, or by stratified k-fold
+cross-validation of the training split when there is none. The standardisation is folded into
+the weights afterwards, so the result is an ordinary linear layer on the raw features.
+
+Several layer groups: each feature is standardised, then each group is scaled so that its
+total variance is the same whatever its width (a 1,280-wide group does not drown a 32-wide one
+under the shared L2 penalty); the groups are chosen by greedy forward selection on validation /
+cross-validation scores. Test data never enters any of it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+
+#: The L2 strengths tried (scikit-learn's ``C``: larger = weaker regularisation), on z-scored features.
+DEFAULT_CS = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
+#: A layer group joins the selection only when it improves the score by more than this.
+MIN_GAIN = 0.002
+
+
+@dataclass
+class Probe:
+    """A fitted probe: ``logits = x @ weight.T + bias`` on the raw (unstandardised) features."""
+
+    weight: np.ndarray  # (num_classes, num_features)
+    bias: np.ndarray  # (num_classes,)
+    C: float
+    score: float | None  # validation (or cross-validation) accuracy of the chosen C
+    scored_by: str  # "validation" or "5-fold cv"
+    scores: dict[float, float] = field(default_factory=dict)  # C -> score
+
+    def logits(self, x) -> np.ndarray:
+        return np.asarray(x, dtype=np.float64) @ self.weight.T + self.bias
+
+    def predict(self, x) -> np.ndarray:
+        return self.logits(x).argmax(-1)
+
+    def accuracy(self, x, y) -> float:
+        return float((self.predict(x) == np.asarray(y)).mean()) if len(y) else 0.0
+
+    def to_dict(self) -> dict:
+        return {"C": self.C, "score": self.score, "scored_by": self.scored_by, "scores": {str(k): v for k, v in self.scores.items()}}
+
+
+@dataclass
+class Standardizer:
+    """Per-feature z-score (training statistics), each group then scaled to equal total variance."""
+
+    mean: np.ndarray
+    scale: np.ndarray  # divide by this
+
+    @classmethod
+    def fit(cls, x: np.ndarray, groups: Sequence[int] | None = None) -> "Standardizer":
+        mean = x.mean(0)
+        std = x.std(0)
+        std = np.where(std > 1e-8 * max(float(std.max(initial=0.0)), 1e-30), std, 1.0)  # constant features: left at 0
+        scale = std.astype(np.float64)
+        if groups:
+            widths = np.asarray(groups, dtype=np.float64)
+            ref = widths.mean()
+            scale = scale * np.repeat(np.sqrt(widths / ref), np.asarray(groups))
+        return cls(mean.astype(np.float64), scale)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return (np.asarray(x, dtype=np.float64) - self.mean) / self.scale
+
+    def fold(self, coef: np.ndarray, intercept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Weights on raw features equal to ``coef`` on standardised ones."""
+        weight = coef / self.scale
+        return weight, intercept - weight @ self.mean
+
+
+def _logreg(C: float, seed: int):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=C, max_iter=500, tol=1e-4, random_state=seed)
+
+
+def _fit(z: np.ndarray, y: np.ndarray, C: float, seed: int, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(coef, intercept) over all ``num_classes`` classes (a class absent from ``y`` gets -inf-ish logits)."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    present = np.unique(y)
+    coef = np.zeros((num_classes, z.shape[1]))
+    intercept = np.full(num_classes, -30.0)
+    if len(present) == 1:
+        intercept[present[0]] = 0.0
+        return coef, intercept
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # 500 lbfgs steps are plenty on z-scored features
+        model = _logreg(C, seed).fit(z, y)
+    c, b = model.coef_, model.intercept_
+    if len(present) == 2:  # scikit-learn's binary form: one row for class 1 against class 0
+        c, b = np.stack([-c[0] / 2, c[0] / 2]), np.array([-b[0] / 2, b[0] / 2])
+    coef[present], intercept[present] = c, b
+    return coef, intercept
+
+
+def _folds(y: np.ndarray, folds: int, seed: int):
+    from sklearn.model_selection import StratifiedKFold
+
+    counts = np.bincount(y)
+    k = int(min(folds, counts[counts > 0].min()))
+    if k < 2:
+        from tlhub.errors import DataError
+
+        raise DataError("a class has a single training example, so the probe cannot be cross-validated",
+                        fix="give every class at least two examples, or a validation split")
+    return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+
+
+def _scores(x, y, val_x, val_y, Cs, *, seed, folds, groups, num_classes) -> tuple[dict[float, float], str]:
+    """C -> accuracy on the validation split, or mean accuracy over stratified folds of ``x``."""
+    out: dict[float, float] = {}
+    if val_x is not None and len(val_y):
+        std = Standardizer.fit(x, groups)
+        z, zv = std(x), std(val_x)
+        for C in Cs:
+            coef, b = _fit(z, y, C, seed, num_classes)
+            out[C] = float(((zv @ coef.T + b).argmax(-1) == val_y).mean())
+        return out, "validation"
+    splits = _folds(y, folds, seed)
+    for C in Cs:
+        accs = []
+        for tr, te in splits:
+            std = Standardizer.fit(x[tr], groups)  # statistics of the training fold only
+            coef, b = _fit(std(x[tr]), y[tr], C, seed, num_classes)
+            accs.append(float(((std(x[te]) @ coef.T + b).argmax(-1) == y[te]).mean()))
+        out[C] = float(np.mean(accs))
+    return out, f"{len(splits)}-fold cv"
+
+
+def fit_probe(train_x, train_y, val_x=None, val_y=None, *, seed: int = 0, Cs: Sequence[float] = DEFAULT_CS,
+              folds: int = 5, groups: Sequence[int] | None = None, num_classes: int | None = None,
+              refit_on_validation: bool = True, select_x=None, select_y=None) -> Probe:
+    """Fit a linear probe, choosing ``C`` on the validation split (or k-fold CV of train when none).
+
+    ``groups``: the widths of the layer groups concatenated in ``x`` (per-group scaling).
+    ``refit_on_validation``: after choosing C, refit on train + validation (more data; the
+    validation split has done its job). ``select_x/select_y``: choose C by cross-validation on
+    these instead (e.g. train without its flipped copies, which would leak across folds).
+    """
+    x = np.asarray(train_x, dtype=np.float64)
+    y = np.asarray(train_y, dtype=np.int64)
+    has_val = val_x is not None and val_y is not None and len(val_y) > 0
+    vx = np.asarray(val_x, dtype=np.float64) if has_val else None
+    vy = np.asarray(val_y, dtype=np.int64) if has_val else None
+    k = int(num_classes or max(int(y.max(initial=0)), int(vy.max(initial=0)) if has_val else 0) + 1)
+    if select_x is not None:
+        scores, how = _scores(np.asarray(select_x, dtype=np.float64), np.asarray(select_y, dtype=np.int64), None, None, Cs,
+                              seed=seed, folds=folds, groups=groups, num_classes=k)
+    else:
+        scores, how = _scores(x, y, vx, vy, Cs, seed=seed, folds=folds, groups=groups, num_classes=k)
+    # the best score; among ties the strongest regularisation (the smallest C)
+    best = max(scores.values())
+    C = min(c for c, s in scores.items() if s >= best - 1e-12)
+    fx, fy = (np.concatenate([x, vx]), np.concatenate([y, vy])) if has_val and refit_on_validation else (x, y)
+    std = Standardizer.fit(fx, groups)
+    coef, b = _fit(std(fx), fy, C, seed, k)
+    weight, bias = std.fold(coef, b)
+    return Probe(weight=weight, bias=bias, C=C, score=best, scored_by=how, scores=scores)
+
+
+def cv_accuracy(x, y, folds: int = 5, seed: int = 0, *, Cs: Sequence[float] = DEFAULT_CS, groups: Sequence[int] | None = None) -> float:
+    """The best stratified k-fold accuracy of the probe over ``Cs`` (statistics of each training fold only)."""
+    y = np.asarray(y, dtype=np.int64)
+    scores, _ = _scores(np.asarray(x, dtype=np.float64), y, None, None, Cs, seed=seed, folds=folds, groups=groups,
+                        num_classes=int(y.max()) + 1)
+    return max(scores.values())
+
+
+def _concat(layers: Mapping[int, np.ndarray], chosen: Sequence[int]) -> tuple[np.ndarray, list[int]]:
+    parts = [np.asarray(layers[i], dtype=np.float64) for i in chosen]
+    return np.concatenate(parts, axis=1), [p.shape[1] for p in parts]
+
+
+def layer_scores(train: Mapping[int, np.ndarray], y, val: Mapping[int, np.ndarray] | None = None, val_y=None, *,
+                 seed: int = 0, folds: int = 5, Cs: Sequence[float] = DEFAULT_CS) -> dict[int, dict]:
+    """For each layer group alone: ``{index: {"score", "C", "scored_by"}}`` (validation, else k-fold CV)."""
+    y = np.asarray(y, dtype=np.int64)
+    k = int(max(y.max(), np.asarray(val_y).max() if val_y is not None and len(val_y) else 0)) + 1
+    out = {}
+    for i in train:
+        scores, how = _scores(np.asarray(train[i], dtype=np.float64), y,
+                              None if val is None else np.asarray(val[i], dtype=np.float64),
+                              None if val_y is None else np.asarray(val_y, dtype=np.int64), Cs,
+                              seed=seed, folds=folds, groups=None, num_classes=k)
+        best = max(scores.values())
+        out[int(i)] = {"score": best, "C": min(c for c, s in scores.items() if s >= best - 1e-12), "scored_by": how}
+    return out
+
+
+@dataclass
+class LayerSelection:
+    layers: list[int]  # chosen layer-group indices, ascending
+    score: float  # the validation / CV score of the chosen set
+    scored_by: str
+    single: dict[int, dict]  # layer_scores of every candidate
+    steps: list[dict]  # greedy steps: {"added", "score", "gain"}
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"layers": self.layers, "score": self.score, "scored_by": self.scored_by, "steps": self.steps,
+                "reason": self.reason, "single_layer_scores": {str(k): v for k, v in self.single.items()}}
+
+
+def select_layers(train: Mapping[int, np.ndarray], y, val: Mapping[int, np.ndarray] | None = None, val_y=None, *,
+                  seed: int = 0, folds: int = 5, max_layers: int = 4, min_gain: float = MIN_GAIN,
+                  Cs: Sequence[float] = DEFAULT_CS, single: dict[int, dict] | None = None) -> LayerSelection:
+    """Greedy forward selection of layer groups by validation (or k-fold CV) accuracy.
+
+    Starts from the best single group; adds the group that raises the score most, while it
+    raises it by more than ``min_gain``, up to ``max_layers`` groups. Each candidate set is scored
+    with C near the previous best (x1/3, x1, x3), which keeps the search to a few fits a step.
+    """
+    y = np.asarray(y, dtype=np.int64)
+    single = single if single is not None else layer_scores(train, y, val, val_y, seed=seed, folds=folds, Cs=Cs)
+    k = int(max(y.max(), np.asarray(val_y).max() if val_y is not None and len(val_y) else 0)) + 1
+    # ties: the later group (closer to the head: the usual choice, and the cheaper one to compute)
+    first = max(single, key=lambda i: (single[i]["score"], i))
+    chosen, score, C = [first], single[first]["score"], single[first]["C"]
+    how = single[first]["scored_by"]
+    steps = [{"added": first, "score": score, "gain": None}]
+    while len(chosen) < max_layers:
+        best = None
+        grid = sorted({c for c in (C / 3, C, C * 3)})
+        for i in train:
+            if i in chosen:
+                continue
+            cand = sorted(chosen + [i])
+            x, widths = _concat(train, cand)
+            vx = None if val is None else _concat(val, cand)[0]
+            scores, _ = _scores(x, y, vx, None if val_y is None else np.asarray(val_y, dtype=np.int64), grid,
+                                seed=seed, folds=folds, groups=widths, num_classes=k)
+            s = max(scores.values())
+            c = min(cc for cc, ss in scores.items() if ss >= s - 1e-12)
+            if best is None or s > best[1]:
+                best = (i, s, c)
+        if best is None or best[1] - score <= min_gain:
+            break
+        steps.append({"added": best[0], "score": best[1], "gain": best[1] - score})
+        chosen, score, C = sorted(chosen + [best[0]]), best[1], best[2]
+    reason = (f"greedy forward selection by {how} accuracy: started from group {first} alone ({single[first]['score']:.4f}), "
+              + ("; ".join(f"added group {s['added']} (+{s['gain']:.4f})" for s in steps[1:]) or "no other group added more than "
+                 f"{min_gain:g}") + f"; stopped at {score:.4f}")
+    return LayerSelection(sorted(chosen), score, how, single, steps, reason)
+
+
+def unfreeze_recommendation(scores: Mapping[int, float], num_groups: int) -> tuple[int, str]:
+    """``(groups to unfreeze, sentence)`` from per-layer-group probe scores: the groups after the
+    one whose features score best are the most specific to the pretraining task, so they are the
+    ones to retrain (at least one)."""
+    peak = max(scores, key=lambda i: (scores[i], -i))  # ties: the earlier group
+    n = max(1, num_groups - 1 - int(peak))
+    return n, (f"features peak at group {int(peak) + 1} of {num_groups} ({scores[peak]:.4f}): "
+               f"unfreeze the last {n} group{'s' if n > 1 else ''}")

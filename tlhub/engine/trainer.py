@@ -1,0 +1,653 @@
+"""The training engine: one loop, top to bottom, for every transfer-learning strategy.
+
+    train(config)
+      1. resolve the backbone and its adapter     (tlhub.core.factory)
+      2. load and check the data                  (tlhub.data.loading)
+      3. build the model with a new head          (adapter.load)
+      4. plan the stages of the strategy          (tlhub.engine.strategies)
+      5. run each stage, epoch by epoch, with a checkpoint after every epoch
+      6. restore the best weights, evaluate on the held-out split, save the model
+
+Devices, mixed precision, gradient accumulation and several processes come from Accelerate:
+the same code runs on this laptop and under ``accelerate launch`` / ``torchrun`` on many GPUs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from tlhub.engine.config import TrainConfig
+from tlhub.errors import ConfigError
+from tlhub.core.saving import EXAMPLES_DIR, IMAGES_DIR, LOG_FILE, save_model
+from tlhub.fileio import write_json_atomic
+from tlhub.engine.checkpoints import Checkpoints, RunFolder, RunState
+from tlhub.engine.strategies import Stage, plan_stages
+
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    model_dir: Path
+    eval: Any  # tlhub.engine.evaluation.EvalResult
+    history: list[dict]
+    data_report: dict
+    example: dict | None
+    seconds: float
+    stages: list[dict] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # wall seconds of each phase of this call
+    feature_cache: dict[str, bool] = field(default_factory=dict)  # split -> True when read from the cache
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.eval.metrics
+
+
+def _holding_output_lock(run):
+    """``train`` holds its output folder's lock from its start to its end, however it ends: a
+    second run into the same folder fails at once instead of mixing its files with this one's."""
+    import functools
+
+    @functools.wraps(run)
+    def locked(config=None, **overrides):
+        cfg = _as_config(config, overrides)
+        if int(os.environ.get("RANK", "0")) != 0:  # the other processes of the same run
+            return run(cfg)
+        from tlhub.fileio import lock_folder
+
+        with lock_folder(cfg.output_dir, purpose="output folder (--output-dir)"):
+            return run(cfg)
+
+    return locked
+
+
+@_holding_output_lock
+def train(config: TrainConfig | dict | str | os.PathLike | None = None, **overrides: Any) -> TrainResult:
+    """Run a whole transfer-learning job and return where the model went and how it scored."""
+    cfg = _as_config(config, overrides)
+    started = time.perf_counter()
+
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration, set_seed
+
+    # split_batches: `batch_size` is the global batch, so one process and N processes see the
+    # same batches and the result does not depend on how many processes ran it.
+    # Several processes and no GPU (torchrun / accelerate launch on CPUs): Accelerate only sets up
+    # gloo data parallelism when told to use the CPU; otherwise each process would train alone.
+    multi_cpu = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+    accelerator = Accelerator(
+        cpu=multi_cpu,
+        mixed_precision=_mixed_precision(cfg),
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        dataloader_config=DataLoaderConfiguration(split_batches=True, use_seedable_sampler=True, data_seed=cfg.seed),
+    )
+    if cfg.batch_size % accelerator.num_processes or cfg.eval_batch_size % accelerator.num_processes:
+        raise ConfigError(
+            f"batch_size {cfg.batch_size} / eval_batch_size {cfg.eval_batch_size} must divide by the {accelerator.num_processes} processes",
+            fix=f"use a multiple of {accelerator.num_processes}",
+        )
+    set_seed(cfg.seed)
+    say = accelerator.print
+    out = Path(cfg.output_dir)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = timings.get(name, 0.0) + now - clock
+        clock = now
+
+    # 1. the backbone decides the modality, and so how the data is read
+    from tlhub.core.factory import resolve_backbone
+
+    source, adapter = resolve_backbone(cfg.backbone, revision=cfg.revision, adapter=cfg.adapter)
+    say(f"backbone  {source.display_name} ({adapter.name} adapter, {adapter.modality})")
+
+    # 2. data: checked completely before any training starts
+    from tlhub.data.loading import load_data
+
+    spec = cfg.data_spec()
+    with accelerator.main_process_first():  # the main process builds dataset caches first
+        data = load_data(spec, modality=adapter.modality, decode=adapter.decode_input, progress=accelerator.is_main_process)
+    say(f"data      {data.source_name}: " + ", ".join(f"{k} {len(v):,}" for k, v in data.splits.items()) + f"; {len(data.labels)} classes")
+    for line in data.report.summary().splitlines():
+        say(f"          {line}")
+    # the data doctor's cheap checks (hashes and counts, no backbone pass); --strict stops on a finding
+    from tlhub.engine.doctor import cheap_checks
+
+    checks = cheap_checks(data)
+    for line in checks.summary_lines():
+        say(f"checks    {line}")
+    if cfg.strict:
+        checks.raise_if_findings()
+    lap("data")
+
+    # 3. the model: pretrained backbone, new head sized for our labels
+    model = adapter.load(source, labels=data.labels, pretrained=cfg.pretrained)
+    model.base_weights = adapter.weights_info(source)  # the card's lineage and licence
+    model.init_head()
+    _apply_overrides(model, cfg)
+    groups = model.layer_groups()
+    lap("model")
+
+    # 4. the plan
+    stages = plan_stages(cfg, len(groups))
+    say(f"strategy  {cfg.strategy}: " + " -> ".join(f"{s.name} ({s.epochs} ep, lr {s.lr:g})" for s in stages))
+
+    # 5. resume where a previous run of the same config stopped; a run that replaces another is
+    #    written aside and moved in only once it has finished, so a crash loses nothing
+    run_folder = RunFolder(out, accelerator)
+    checkpoints, state, resumed = run_folder.open(cfg)
+    work = run_folder.work
+    if resumed:
+        checkpoints.load_model(model)
+        say(f"resuming  from {checkpoints.latest().name} (stage {state.stage_index + 1}, epoch {state.global_epoch})")
+    elif work != out:
+        say(f"replacing the run in {out} once this one has finished (written to {work} until then)")
+    if accelerator.is_main_process:
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
+        write_json_atomic(work / "data_report.json", data.report.to_dict())
+
+    loop = Loop(cfg, accelerator, adapter, model, data)
+    for index, stage in enumerate(stages):
+        if index < state.stage_index:
+            continue
+        if index == state.stage_index and state.stage_done:
+            checkpoints.load_best(model)  # resumed at this stage's end: the next starts from its best, as unbroken runs do
+            continue
+        if index > state.stage_index:
+            state.stage_index, state.stage_epoch, state.stage_done, state.bad_epochs = index, 0, False, 0
+        lap("resume")
+        loop.run_stage(stage, state, checkpoints)
+        # the next stage starts from the best weights so far (e.g. the best probe head)
+        checkpoints.load_best(model)
+        lap(f"stage:{stage.name}")
+
+    # 6. best weights, held-out evaluation, save
+    checkpoints.load_best(model)
+    result = loop.final_evaluation()
+    lap("evaluation")
+    model_dir = out / "model"
+    example = None
+    if accelerator.is_main_process:
+        _save(model, adapter, cfg, data, stages, state, result, work / "model", checkpoints, accelerator,
+              data_checks=checks.summary_dict(), class_weights=loop.class_weights)
+        example = loop.example_prediction()
+        write_json_atomic(work / "metrics.json", result.to_dict())
+    run_folder.finish()  # a run written aside replaces the old one now (waits for every process)
+    lap("save")
+    seconds = time.perf_counter() - started
+    say(f"\n{result.summary()}  ({seconds:.0f} s)")
+    say(result.table())
+    if loop.class_weights["applied"] != "none" or (loop.class_weights["imbalance_ratio"] or 0) > loop.class_weights["threshold"]:
+        say(f"balanced accuracy (macro recall) {result.metrics['recall_macro']:.4f}: the training classes are imbalanced, so judge by it and the per-class recall")
+    if example:
+        say(f"\nexample   {example['input']}  (true label: {example['label']})")
+        for rank, p in enumerate(example["predictions"], 1):
+            say(f"  {rank}. {p['label']:<24} {p['score']:6.1%}")
+    say(f"\nmodel saved to {model_dir}")
+    timings.pop("resume", None)
+    return TrainResult(out, model_dir, result, state.history, data.report.to_dict(), example, seconds, [s.to_dict() for s in stages], timings, loop.feature_hits)
+
+
+class Loop:
+    """The per-stage training loop, and the pieces of the run it needs."""
+
+    def __init__(self, cfg: TrainConfig, accelerator, adapter, model, data):
+        self.cfg, self.accelerator, self.adapter, self.model, self.data = cfg, accelerator, adapter, model, data
+        # class_weights: weights from the training split's class counts (the record and card show them)
+        from tlhub.engine.doctor import class_weight_plan
+
+        counts = np.bincount(np.asarray(data.splits["train"]["label"], dtype=np.int64), minlength=len(data.labels)).tolist()
+        self.class_weights = class_weight_plan(cfg.class_weights, counts, list(data.labels))
+        weight = None
+        if self.class_weights["weights"] is not None:
+            weight = torch.tensor([self.class_weights["weights"][label] for label in data.labels], dtype=torch.float32, device=accelerator.device)
+            accelerator.print(f"loss      class_weights {cfg.class_weights} -> balanced (train imbalance {self.class_weights['imbalance_ratio']:g}:1, "
+                              f"auto's threshold {self.class_weights['threshold']:g}:1)")
+        self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
+        self.eval_collate = adapter.make_collate(model, train=False)
+        self.feature_tables: dict[str, Any] = {}
+        self.feature_hits: dict[str, bool] = {}
+        self.ema = None  # the weight average of the current stage (cfg.ema_decay)
+
+    # -- data ---------------------------------------------------------------------------------
+    def loader(self, split: str, *, train: bool):
+        from tlhub.data.loading import make_dataloader
+
+        collate = self.adapter.make_collate(self.model, train=True, augment=self.cfg.augment) if train else self.eval_collate
+        if train and self.cfg.random_erasing and self.adapter.modality == "image":
+            collate = _RandomErasing(collate, self.cfg.random_erasing, self.model.image_key, self.adapter.name)
+        loader = make_dataloader(
+            self.data.splits[split],
+            decode=self.adapter.decode_input,
+            collate=collate,
+            batch_size=self.cfg.batch_size if train else self.cfg.eval_batch_size,
+            shuffle=train,
+            seed=self.cfg.seed,
+            num_workers=self.cfg.num_workers,
+        )
+        return self.accelerator.prepare_data_loader(loader)
+
+    def features(self, split: str, view: str = ""):
+        """Cached frozen features of a split (computed on first use, reused by later runs).
+
+        ``view="hflip"`` gives the features of the horizontally flipped images: a second view
+        of every training image for the probe, at the cost of one more pass of the backbone.
+        """
+        name = f"{split}:{view}" if view else split
+        if name not in self.feature_tables:
+            from tlhub.engine.features import cache_key, cached_features
+
+            def loader():
+                base = self.loader(split, train=False)
+                if not view:
+                    return base
+                image_key = _image_key(self.model.image_key, self.adapter.name, "probe_hflip")
+                return (_hflip(batch, image_key) for batch in base)
+
+            fingerprint = self.data.fingerprints[split] + (f":{view}" if view else "")
+            key = cache_key(self.model, self.adapter.preprocessing(self.model).fingerprint(), fingerprint)
+            table, hit = cached_features(
+                self.model, loader, key=key, cache_dir=self.cfg.cache_dir, accelerator=self.accelerator, desc=f"features {name}"
+            )
+            self.accelerator.print(f"features  {name}: {'cache hit' if hit else 'computed and cached'} ({len(table):,} x {self.model.num_features})")
+            self.feature_tables[name] = table
+            self.feature_hits[name] = hit
+        return self.feature_tables[name]
+
+    # -- one stage ----------------------------------------------------------------------------
+    def run_stage(self, stage: Stage, state: RunState, checkpoints: "Checkpoints") -> None:
+        """Run ``stage`` from ``state`` to its end (or an early stop), checkpointing as it goes."""
+        self.model.freeze_backbone(stage.trainable_groups)
+        # Accelerate keeps every prepared object referenced: the previous stage's optimizer (its Adam
+        # state is as large as the weights it trained), scheduler and DDP wrapper are done with.
+        self.accelerator.free_memory()
+        if stage.head_only and stage.use_feature_cache:
+            self._probe_stage(stage, state, checkpoints)
+        else:
+            self._backbone_stage(stage, state, checkpoints)
+
+    def _probe_stage(self, stage: Stage, state: RunState, checkpoints: "Checkpoints") -> None:
+        """The head alone on cached frozen features: no backbone pass, milliseconds an epoch.
+
+        It is checkpointed once, at its end, with its best head kept in memory meanwhile (epoch
+        checkpoints would cost more than the training). A run killed inside it re-runs the stage
+        from its start, to the same result. Early stopping would save nothing here, so the
+        schedule runs out (the best epoch is still chosen).
+        """
+        cfg, accelerator, model = self.cfg, self.accelerator, self.model
+        train_x, train_y = _tensors(self.features("train"), accelerator.device)
+        if cfg.probe_hflip and self.adapter.modality == "image":
+            flip_x, flip_y = _tensors(self.features("train", view="hflip"), accelerator.device)
+            train_x, train_y = torch.cat([train_x, flip_x]), torch.cat([train_y, flip_y])
+        val_x, val_y = _tensors(self.features("validation"), accelerator.device)
+        model.to(accelerator.device)  # every process trains the same head on the same cache
+        optimizer, scheduler = self._optimizer(stage, steps_per_epoch=math.ceil(len(train_y) / cfg.batch_size))
+        if state.stage_epoch:
+            checkpoints.load_optimizer(optimizer, scheduler)
+        self.ema = None
+        self._announce(stage, ", on cached features")
+        head, best_head = set(model.head_parameter_names()), None
+        while state.stage_epoch < stage.epochs:
+            started = time.perf_counter()
+            model.train()
+            train_loss, seen = self._epoch_on_cache(train_x, train_y, optimizer, scheduler, state)
+            train_seconds = time.perf_counter() - started
+            val_loss, val_acc = self._validate_on_cache(val_x, val_y)
+            improved, _ = self._end_epoch(stage, state, optimizer, started, train_seconds, train_loss, seen, val_loss, val_acc, patience=None)
+            if improved:
+                best_head = {n: p.detach().clone() for n, p in model.named_parameters() if n in head}
+            if state.stage_done:
+                if best_head is not None:
+                    checkpoints.save_best(model, replace=best_head)  # before the checkpoint that ends the stage
+                checkpoints.save(model, optimizer, scheduler, state, cfg, best=False)
+
+    def _backbone_stage(self, stage: Stage, state: RunState, checkpoints: "Checkpoints") -> None:
+        """A stage that runs the backbone: data loaders, Accelerate, a checkpoint every epoch."""
+        cfg, accelerator, model = self.cfg, self.accelerator, self.model
+        train_loader, val_loader = self.loader("train", train=True), self.loader("validation", train=False)
+        net = accelerator.prepare_model(model)  # a fresh DDP wrapper: the trainable set changed
+        # one optimizer step per accumulation window (the last window of an epoch may be short)
+        optimizer, scheduler = self._optimizer(stage, steps_per_epoch=math.ceil(len(train_loader) / cfg.gradient_accumulation_steps))
+        # Accelerate's wrappers are what make gradient accumulation real: the optimizer steps (and
+        # unscales fp16 gradients) only on the last micro-batch of each accumulation window, and
+        # the scheduler steps only when the optimizer did (not on a skipped fp16 overflow step).
+        optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
+        # An average of the weights over the last few hundred steps generalises better than the
+        # last step on small data; it is what gets validated, kept as best, and saved.
+        self.ema = None
+        if cfg.ema_decay:
+            from timm.utils.model_ema import ModelEmaV3
+
+            self.ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True)
+        if state.stage_epoch:
+            checkpoints.load_optimizer(optimizer, scheduler)
+            if self.ema is not None:
+                checkpoints.load_ema(self.ema.module)
+        averaged = self.ema.module if self.ema is not None else None  # what is validated and kept
+        self._announce(stage, "")
+        while state.stage_epoch < stage.epochs:
+            started = time.perf_counter()
+            model.train()
+            train_loader.set_epoch(state.global_epoch)
+            train_loss, seen = self._epoch(net, train_loader, optimizer, scheduler, stage, state)
+            train_seconds = time.perf_counter() - started
+            val_loss, val_acc = self._validate(val_loader, averaged if averaged is not None else model)
+            improved, stop = self._end_epoch(
+                stage, state, optimizer, started, train_seconds, train_loss, seen, val_loss, val_acc, patience=cfg.early_stopping_patience
+            )
+            checkpoints.save(model, optimizer, scheduler, state, cfg, best=improved, ema=averaged)
+            if stop:
+                accelerator.print(f"early stop: no validation improvement for {cfg.early_stopping_patience} epochs")
+                break
+
+    # -- what both kinds of stage share ---------------------------------------------------------
+    def _optimizer(self, stage: Stage, *, steps_per_epoch: int):
+        optimizer = torch.optim.AdamW(param_groups(self.model, stage), lr=stage.lr)
+        return optimizer, warmup_cosine(optimizer, steps_per_epoch * stage.epochs, int(steps_per_epoch * stage.warmup_epochs))
+
+    def _announce(self, stage: Stage, where: str) -> None:
+        summary = self.model.trainable_summary()
+        self.accelerator.print(
+            f"\n== {stage.name}: {stage.epochs} epochs, {summary['trainable']:,} of {summary['parameters']:,} parameters trainable{where}"
+        )
+
+    def _end_epoch(self, stage, state: RunState, optimizer, started, train_seconds, train_loss, seen, val_loss, val_acc, *, patience) -> tuple[bool, bool]:
+        """Log the epoch, decide whether it is the best so far and whether to stop early."""
+        cfg = self.cfg
+        state.stage_epoch += 1
+        state.global_epoch += 1
+        row = {
+            "stage": stage.name,
+            "epoch": state.global_epoch,
+            "stage_epoch": state.stage_epoch,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "val_accuracy": val_acc,
+            "lr": optimizer.param_groups[-1]["lr"],
+            "seconds": time.perf_counter() - started,
+            "train_seconds": train_seconds,
+            "samples_per_second": seen / train_seconds,
+        }
+        state.history.append(row)
+        score = val_acc if cfg.select_by == "val_accuracy" else -val_loss
+        # "last": the schedule decides (e.g. cosine to zero, with a weight average); a validation
+        # set of a hundred images is too noisy to pick an epoch by
+        improved = score > state.best_metric or cfg.select_by == "last"
+        if improved:
+            state.best_metric, state.best_epoch, state.bad_epochs = score, state.global_epoch, 0
+        else:
+            state.bad_epochs += 1
+        stop = patience is not None and state.bad_epochs >= patience
+        state.stage_done = state.stage_epoch >= stage.epochs or stop
+        self.accelerator.print(
+            f"[{stage.name} {state.stage_epoch}/{stage.epochs}] train loss {train_loss:.4f}  val loss {val_loss:.4f}  "
+            f"val acc {val_acc:.4f}{' *' if improved else ''}  lr {row['lr']:.2e}  {row['samples_per_second']:.0f} samples/s"
+        )
+        return improved, stop
+
+    def _epoch(self, net, loader, optimizer, scheduler, stage: Stage, state: RunState) -> tuple[float, int]:
+        from tqdm.auto import tqdm
+
+        accelerator = self.accelerator
+        total, count = torch.zeros((), device=accelerator.device), 0
+        bar = tqdm(
+            loader,
+            desc=f"{stage.name} epoch {state.stage_epoch + 1}/{stage.epochs}",
+            unit="batch",
+            disable=not accelerator.is_local_main_process,
+            leave=False,
+        )
+        for batch in bar:
+            # Inside accumulate(), backward() divides the loss by the accumulation steps (and scales
+            # it for fp16), and the prepared optimizer's step()/zero_grad() do nothing until the last
+            # micro-batch of the window, when gradients are synced (and unscaled) across processes.
+            with accelerator.accumulate(net):
+                loss = self.criterion(net(batch), batch["labels"])
+                accelerator.backward(loss)
+                optimizer.step()
+                if accelerator.sync_gradients:  # an optimizer step happened: one scheduler step
+                    scheduler.step()
+                    if self.ema is not None:  # the scheduler's step count survives a resume
+                        self.ema.update(self.model, step=scheduler.scheduler.last_epoch)
+                optimizer.zero_grad(set_to_none=True)
+            n = batch["labels"].shape[0]
+            total += loss.detach() * n
+            count += n
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+        # mean over every sample of every process
+        total = accelerator.reduce(total, reduction="sum")
+        count_all = int(accelerator.reduce(torch.tensor(count, device=accelerator.device), reduction="sum"))
+        return float(total) / max(count_all, 1), count_all
+
+    def _validate(self, loader, model) -> tuple[float, float]:
+        from tlhub.engine.evaluation import evaluate_model
+
+        with self.accelerator.autocast():
+            preds, refs, loss = evaluate_model(model, loader, accelerator=self.accelerator, progress=False)
+        return float(loss), float((preds == refs).mean()) if len(refs) else 0.0
+
+    def _epoch_on_cache(self, x, y, optimizer, scheduler, state: RunState) -> tuple[float, int]:
+        # The head alone, on precomputed features: no backbone, no images, milliseconds per epoch.
+        generator = torch.Generator().manual_seed(self.cfg.seed * 100_003 + state.global_epoch)
+        order = torch.randperm(len(y), generator=generator).to(x.device)
+        total = 0.0
+        for start in range(0, len(y), self.cfg.batch_size):
+            idx = order[start : start + self.cfg.batch_size]
+            loss = self.criterion(self.model.forward_head(x[idx]), y[idx])
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            total += loss.item() * len(idx)
+        return total / len(y), len(y)
+
+    def _validate_on_cache(self, x, y) -> tuple[float, float]:
+        self.model.eval()
+        with torch.inference_mode():
+            logits = self.model.forward_head(x)
+            return nn.functional.cross_entropy(logits, y).item(), (logits.argmax(-1) == y).float().mean().item()
+
+    # -- the end ------------------------------------------------------------------------------
+    def final_evaluation(self):
+        """Evaluate the best weights on the test split (the validation split if there is none)."""
+        from tlhub.engine.evaluation import compute_metrics, evaluate_model
+
+        split = "test" if "test" in self.data.splits else "validation"
+        if split != "test":
+            self.accelerator.print("no test split: the final evaluation uses the validation split, which also chose the best epoch")
+        self.model.eval()
+        if self.cfg.strategy == "feature-extraction" and self.cfg.feature_cache:
+            x, y = _tensors(self.features(split), self.accelerator.device)
+            with torch.inference_mode():
+                logits = self.model.forward_head(x)
+                loss = nn.functional.cross_entropy(logits, y).item()
+            preds, refs = logits.argmax(-1).cpu().numpy(), y.cpu().numpy()
+        else:
+            with self.accelerator.autocast():
+                preds, refs, loss = evaluate_model(self.model.to(self.accelerator.device), self.loader(split, train=False), accelerator=self.accelerator)
+        return compute_metrics(preds, refs, self.data.labels, split=split, loss=float(loss))
+
+    def example_prediction(self) -> dict | None:
+        """A top-k prediction on one held-out example, as the README's demo shows."""
+        from tlhub.core.prediction import Predictor
+
+        split = "test" if "test" in self.data.splits else "validation"
+        row = self.data.splits[split][0]
+        predictor = Predictor(self.model, device=str(self.accelerator.device))
+        preds = predictor([row["input"]], top_k=self.cfg.example_top_k)[0]
+        shown = row["input"] if isinstance(row["input"], str) else f"{split}[0]"
+        return {"input": shown, "label": self.data.labels[row["label"]], "predictions": [p.__dict__ for p in preds]}
+
+
+# -- optimisation -----------------------------------------------------------------------------
+def param_groups(model, stage: Stage) -> list[dict]:
+    """AdamW parameter groups: layer-wise lr decay towards the input, no weight decay on
+    biases and norms (1-D tensors), only trainable parameters."""
+    params = dict(model.named_parameters())
+    groups = model.layer_groups()
+    # head and the last group train at stage.lr; each group closer to the input at layer_decay x
+    scales = {name: stage.layer_decay ** (len(groups) - 1 - i) for i, g in enumerate(groups) for name in g.parameter_names}
+    buckets: dict[tuple[float, float], list] = {}
+    for name, p in params.items():
+        if not p.requires_grad:
+            continue
+        lr = stage.lr * scales.get(name, 1.0)
+        wd = 0.0 if p.ndim <= 1 else stage.weight_decay
+        buckets.setdefault((lr, wd), []).append(p)
+    # ordered by lr so that param_groups[-1] is the head's (used for logging)
+    return [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in sorted(buckets.items(), key=lambda kv: kv[0][0])]
+
+
+def warmup_cosine(optimizer, total_steps: int, warmup_steps: int):
+    """Linear warm-up, then cosine decay to zero, per optimizer step."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / (warmup_steps + 1)
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+# -- helpers --------------------------------------------------------------------------------------
+def _as_config(config, overrides) -> TrainConfig:
+    if config is None:
+        return TrainConfig.from_dict(overrides)
+    if isinstance(config, TrainConfig):
+        return config.replace(**overrides) if overrides else config
+    if isinstance(config, dict):
+        return TrainConfig.from_dict({**config, **overrides})
+    return TrainConfig.from_yaml(config, **overrides)
+
+
+def _mixed_precision(cfg: TrainConfig) -> str:
+    if cfg.mixed_precision != "auto":
+        return cfg.mixed_precision
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+
+
+def _apply_overrides(model, cfg: TrainConfig) -> None:
+    # Each hook is declared on TransferModel; a model that cannot honour a setting raises a
+    # ConfigError naming its adapter, so no override is ever silently ignored.
+    if cfg.image_size is not None or cfg.crop_pct is not None:
+        model.set_input_size(cfg.image_size, cfg.crop_pct)
+    if cfg.max_length is not None:
+        model.set_max_length(cfg.max_length)
+    if cfg.drop_rate is not None:
+        model.set_dropout(cfg.drop_rate)
+    model.set_augmentation(cfg.auto_augment)
+    model.set_channels_last(cfg.channels_last)
+    model.norm_eval = cfg.norm_eval
+
+
+class _RandomErasing:
+    """Random erasing (Zhong et al. 2017) on a collated image batch: each image, with probability
+    ``p``, gets a random patch set to the normalised mean (timm's ``RandomErasing``, mode const).
+    Applied after the adapter's collate, so every image adapter gets it without code of its own."""
+
+    def __init__(self, collate, p: float, key: str | None, adapter_name: str):
+        from timm.data.random_erasing import RandomErasing
+
+        self.key = _image_key(key, adapter_name, "random_erasing")
+        self.collate, self.erase = collate, RandomErasing(probability=p, mode="const", device="cpu")
+
+    def __call__(self, items):
+        batch = self.collate(items)
+        return {**batch, self.key: self.erase(_image_tensor(batch, self.key))}
+
+
+def _hflip(batch: dict, key: str) -> dict:
+    """The batch with its images (``batch[key]``, the model's ``image_key``) flipped left-right."""
+    return {**batch, key: _image_tensor(batch, key).flip(-1)}
+
+
+def _image_key(key: str | None, adapter_name: str, what: str) -> str:
+    if key is None:
+        raise ConfigError(f"{what} needs an image tensor in the batch, but adapter {adapter_name!r}'s model declares none (image_key = None)",
+                          fix=f"turn {what} off, or set TransferModel.image_key to the batch key of the model's images")
+    return key
+
+
+def _image_tensor(batch: dict, key: str):
+    if key not in batch:
+        raise ConfigError(f"the batch has no {key!r} (the model's image_key); its keys: {', '.join(map(str, batch))}",
+                          fix="set TransferModel.image_key to the key the adapter's collate puts the images under")
+    return batch[key]
+
+
+def _tensors(table, device):
+    from tlhub.engine.features import as_tensors
+
+    x, y = as_tensors(table)
+    return x.to(device), y.to(device)
+
+
+def _save(model, adapter, cfg, data, stages, state, result, model_dir: Path, checkpoints, accelerator,
+          *, data_checks: dict | None = None, class_weights: dict | None = None) -> None:
+    """The saved model: native weights + record + evaluation + curves + a few examples."""
+    from tlhub.engine.plots import plot_training_curves
+
+    def write_extras(staging: Path) -> None:
+        result.save(staging)  # eval_results.json + images/confusion_matrix.png
+        if state.history:
+            plot_training_curves(state.history, staging / IMAGES_DIR / "training_curves.png", title=f"{cfg.strategy} on {data.source_name}")
+        _write_examples(data, adapter, staging / EXAMPLES_DIR)
+
+    from tlhub.core.record import DatasetInfo
+    from tlhub.core.saving import training_record
+
+    best_row = state.history[state.best_epoch - 1] if state.best_epoch > 0 else {}
+    record = training_record(
+        model,
+        dataset=DatasetInfo(name=data.source_name, splits={k: len(v) for k, v in data.splits.items()}, report=data.report.to_dict()),
+        strategy=cfg.strategy,
+        stages=[s.to_dict() for s in stages],
+        epochs_run=state.global_epoch,
+        best_epoch=state.best_epoch if state.best_epoch > 0 else None,  # -1: no epoch was selected
+        selected_by=cfg.select_by,
+        best_validation_accuracy=best_row.get("val_accuracy"),
+        best_validation_loss=best_row.get("val_loss"),
+        seed=cfg.seed,
+        config=cfg.to_dict(),
+        num_processes=accelerator.num_processes,
+        mixed_precision=accelerator.mixed_precision,
+        data_checks=data_checks or {},
+        class_weights=class_weights,
+    )
+    save_model(model, model_dir, record=record, extra_files={LOG_FILE: state.history}, writers=[write_extras])
+
+
+def _write_examples(data, adapter, folder: Path, per_class: int = 1, limit: int = 6) -> None:
+    """A few validation inputs, one per class, for Space examples (written by the adapter)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    split = data.splits["validation"]
+    seen: dict[int, int] = {}
+    texts = []
+    for i in range(len(split)):
+        label = int(split[i]["label"])
+        if seen.get(label, 0) >= per_class:
+            continue
+        seen[label] = seen.get(label, 0) + 1
+        value = adapter.decode_input(split[i]["input"])
+        name = data.labels[label]
+        safe = "".join(c if c.isalnum() else "_" for c in name)
+        if adapter.save_example(value, folder, f"{len(seen):02d}_{safe}") is None and isinstance(value, str):
+            texts.append({"text": value, "label": name})
+        if sum(seen.values()) >= limit:
+            break
+    if texts:
+        write_json_atomic(folder / "examples.json", texts)

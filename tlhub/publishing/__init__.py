@@ -1,0 +1,1 @@
+"""Publishing a saved model: the model card, the generated Gradio Space, and pushes to the Hub."""

@@ -50,7 +50,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   step "installing tlhub, its plugins and test tools"
   # the plugins are separate packages, installed the way their users install them
   "${PIP[@]}" "${TORCH_PINS[@]}" -e ".[test]" \
-    -e "plugins/tlhub-sentence-transformers[st,test]" -e "plugins/tlhub-audio[test]"
+    -e "plugins/tlhub-sentence-transformers[st,test]" -e "plugins/tlhub-audio[test]" -e "plugins/tlhub-torchvision[test]"
   echo "$want" >"$stamp"
 fi
 

@@ -51,6 +51,14 @@ class Preprocessing:
     sampling_rate: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Lists are accepted for convenience, kept as tuples: equality, the cache fingerprint and
+        # a save/load round trip must not depend on which a plugin passed.
+        for name in ("input_size", "mean", "std"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v not in (None, {})}
 

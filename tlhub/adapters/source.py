@@ -23,10 +23,13 @@ class BackboneSource:
     revision: str | None = None  # what was asked for
     commit: str | None = None  # what it resolved to
     adapter_hint: str | None = None  # from an explicit prefix
+    resolved_by: str | None = None  # the adapter whose resolve_name found it (set by tlhub)
 
     @property
     def display_name(self) -> str:
-        return self.repo_id or str(self.path)
+        """What tlhub prints and records as the backbone: the Hub repo id, else ``name`` for a source
+        an adapter resolved itself (``resolve_name``, shown with its prefix), else the local folder."""
+        return self.repo_id or (f"{self.resolved_by}:{self.name}" if self.resolved_by else str(self.path))
 
 
 def download_files(source: BackboneSource, allow_patterns, *, required=()) -> BackboneSource:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any, Sequence
 
 from tlhub.adapters.registry import adapter_for_config, get_adapter
@@ -32,7 +33,7 @@ def resolve_backbone(name: str, *, revision: str | None = None, adapter: str | N
 
                 raise PluginError(f"adapter {chosen.name!r}: resolve_name({bare!r}) returned a {type(own).__name__}, not a BackboneSource or None",
                                   fix="return tlhub.adapters.BackboneSource(name=..., path=..., config=...) or None from resolve_name")
-            return own, chosen
+            return dataclasses.replace(own, resolved_by=chosen.name), chosen
         return resolve(name, revision=revision), chosen
     source = resolve(name, revision=revision)
     return source, adapter_for_config(source.config, where=source.display_name)

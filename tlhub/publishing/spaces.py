@@ -213,9 +213,23 @@ def _version(dist: str) -> str | None:
     return version.split("+", 1)[0]  # 2.14.1+cpu -> 2.14.1 (PyPI has no local versions)
 
 
-def requirements_for(spec, template: Path) -> list[str]:
-    """Pinned requirements: the adapter's libraries, what the template imports, huggingface_hub."""
+def _adapter_distribution(adapter_name: str | None) -> str | None:
+    """The installed package that provides a plugin adapter (``None`` for tlhub's built-ins)."""
+    from tlhub.adapters.registry import discover
+
+    for info in discover():
+        if info.name == adapter_name and info.distribution.lower() != "tlhub":
+            return info.distribution
+    return None
+
+
+def requirements_for(spec, template: Path, *, adapter_name: str | None = None) -> list[str]:
+    """Pinned requirements: the plugin that provides the adapter (a Space cannot load the model
+    without it), the adapter's libraries, what the template imports, huggingface_hub."""
     names = list(spec.requirements)
+    plugin = _adapter_distribution(adapter_name)
+    if plugin and plugin not in names:
+        names.insert(0, plugin)
     app = (template / "app.py").read_text(encoding="utf-8")
     for module, dist in (("timm", "timm"), ("torch", "torch"), ("transformers", "transformers"), ("tlhub", "tlhub")):
         if re.search(rf"^\s*(import|from)\s+{module}\b", app, re.M) and dist not in names:
@@ -364,7 +378,7 @@ def build_space(
             if GENERATED_MARKER not in text and py.name == "app.py":
                 text = f"# {GENERATED_MARKER}\n" + text
             py.write_text(render_python(text, values, filename=py.name), encoding="utf-8")
-        requirements = requirements_for(spec, template)
+        requirements = requirements_for(spec, template, adapter_name=saved.adapter_name)
         (staging / "requirements.txt").write_text(
             f"# pinned to the versions tlhub was running when `tlhub space` wrote this Space\n"
             f"# (gradio=={_version('gradio')} comes from sdk_version in README.md)\n" + "\n".join(requirements) + "\n",

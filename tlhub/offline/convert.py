@@ -135,7 +135,7 @@ without network access.
   saved with `timm.models.save_for_hf(..., safe_serialization=True)`. No value was changed.
 - Checked before installing: the converted model, loaded back from these files, gives the same logits as
   the original checkpoint in `{asset.reference}` (max abs difference below {MAX_ABS_LOGIT_DIFF:g} on a fixed
-  input), and classifies scikit-image's `data.coffee()` photo as *espresso* with probability above {ESPRESSO_MIN_PROB}.
+  input), and classifies scikit-image's `data.coffee()` photo as *espresso* with probability above {asset.espresso_min_prob}.
 - Licence: {asset.licence_note}. Class names: ImageNet-1k, from `timm.data.ImageNetInfo`.
 
 ## Preprocessing
@@ -175,7 +175,7 @@ def verify_timm(asset: OfflineAsset, folder: Path, converted, src_sd) -> dict[st
     for key in ("max_abs_diff_vs_original", "max_abs_diff_roundtrip"):
         if not result[key] < MAX_ABS_LOGIT_DIFF:
             raise OfflineAssetError(f"{asset.repo_id}: converted logits differ from the original ({key} = {result[key]:.3g})", fix=fix)
-    if top != ESPRESSO_INDEX or result["espresso_prob"] <= ESPRESSO_MIN_PROB:
+    if top != ESPRESSO_INDEX or result["espresso_prob"] <= asset.espresso_min_prob:
         raise OfflineAssetError(f"{asset.repo_id}: the coffee photo came out as class {top}, espresso p={result['espresso_prob']}", fix=fix)
     return result
 
@@ -193,10 +193,10 @@ def _reference_model(asset: OfflineAsset, src_sd: Mapping[str, Any]):
                 f"torchvision is needed to check {asset.repo_id} against the original MobileNetV2", fix="pip install torchvision"
             ) from None
         ref = torchvision.models.mobilenet_v2(weights=None)
-    elif asset.timm_model == "tf_efficientnet_lite0.in1k":
+    elif asset.timm_model in ("tf_efficientnet_lite0.in1k", "tf_efficientnet_lite1.in1k", "tf_efficientnet_lite2.in1k"):
         from efficientnet_lite_pytorch import EfficientNet
 
-        ref = EfficientNet.from_name("efficientnet-lite0")
+        ref = EfficientNet.from_name(asset.timm_model.split(".")[0].removeprefix("tf_").replace("_", "-"))
     else:  # pragma: no cover - catalogue and code go together
         raise OfflineAssetError(f"no reference architecture for {asset.repo_id}", fix="report this as a tlhub bug")
     try:
@@ -233,6 +233,37 @@ def check_snapshot(asset: OfflineAsset, src: Path) -> dict[str, Any]:
         header = json.loads(f.read(n))
     tensors = {k: v for k, v in header.items() if k != "__metadata__"}
     return {"architectures": config.get("architectures"), "hidden_size": config.get("hidden_size"), "num_tensors": len(tensors)}
+
+
+# sentences for the embedding check: two paraphrases and one unrelated sentence
+PARAPHRASES = ("A man is playing a guitar.", "Someone is strumming a guitar.")
+UNRELATED = "The stock market fell sharply today."
+MIN_PARAPHRASE_COSINE, MAX_UNRELATED_COSINE = 0.6, 0.3
+
+
+def check_embeddings(asset: OfflineAsset, folder: Path) -> dict[str, Any]:
+    """Load the folder with transformers' AutoModel (mean pooling, as the sentence-transformers
+    config says) and check that paraphrases are close and an unrelated sentence is not."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    model = AutoModel.from_pretrained(str(folder)).eval()
+    batch = tok([*PARAPHRASES, UNRELATED], padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        hidden = model(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    emb = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+    result = {
+        "model_class": type(model).__name__,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "embedding_dim": int(emb.shape[-1]),
+        "cosine_paraphrase": round(float(emb[0] @ emb[1]), 4),
+        "cosine_unrelated": round(max(float(emb[0] @ emb[2]), float(emb[1] @ emb[2])), 4),
+    }
+    if not (result["cosine_paraphrase"] > MIN_PARAPHRASE_COSINE and result["cosine_unrelated"] < MAX_UNRELATED_COSINE):
+        raise OfflineAssetError(f"{asset.repo_id}: its embeddings look wrong ({result})", fix="report this as a tlhub bug; nothing was written to the cache")
+    return result
 
 
 def dist_version(dist: str) -> str:

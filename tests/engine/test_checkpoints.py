@@ -27,7 +27,10 @@ from tlhub.engine.checkpoints import STAGING_DIR, _load_tree, _rng_state, _save_
 from tlhub.errors import CheckpointError
 from tlhub.fileio import LOCK_FILE, lock_folder
 
-from tests.engine.test_trainer import TINY, _args
+from tests.engine.test_trainer import TINY as _TINY, _args
+
+# these tests count epochs of the probe stage: the epoch-by-epoch AdamW probe, not the one-solve default
+TINY = dict(_TINY, probe_solver="adamw")
 
 PROBE = dict(TINY, strategy="feature-extraction")  # seconds: a probe on cached features
 

@@ -112,10 +112,9 @@ class TransferModel(nn.Module):
         return self._modules.get("layer_head_module")
 
     def set_layer_head(self, head: "LayerHead | None") -> None:
-        """Attach (or with ``None`` remove) a head over several layer groups."""
-        if head is not None:
-            self.forward_layer_features  # declared on every model; an adapter without it refuses when called
-        self._modules["layer_head_module"] = head
+        """Attach (or with ``None`` remove) a head over several layer groups. Its parameters are
+        ``layer_head_module.*`` in ``state_dict()``; tlhub saves them apart from the native files."""
+        self.register_module("layer_head_module", head)
 
     def all_head_parameter_names(self) -> list[str]:
         """The head's parameters, the layer head's included: what trains when the backbone is frozen."""

@@ -40,6 +40,8 @@ def run(args) -> int:
     if args.target == "serve" and (args.space_dir or not Path("serve").is_dir()):
         if not args.space_dir:
             raise ConfigError("`tlhub space serve` needs the Space folder", fix="tlhub space serve DIR [--port 7860]")
+        if not 1 <= args.port <= 65535:
+            raise ConfigError(f"--port must be between 1 and 65535, got {args.port}", fix="use --port 7860, for example")
         from tlhub.publishing.spaces import serve_space
 
         print(f"serving {args.space_dir} on http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)

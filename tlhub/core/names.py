@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,14 @@ def parse_name(name: str, revision: str | None = None) -> tuple[str, str | None,
         # or missing plugin's name too, so that get_adapter says what is wrong with the plugin
         if prefix in adapter_names() or prefix in ("timm", "transformers"):
             name, hint = rest, prefix
+        elif re.fullmatch(r"[A-Za-z_][\w.-]+", prefix) and not rest.startswith("//"):
+            # a word before ':' (not a drive letter, not a URL) can only mean an adapter prefix;
+            # passed on, it would reach huggingface_hub as an invalid repo id
+            from tlhub.errors import AdapterNotFoundError
+
+            installed = ", ".join(sorted(adapter_names() | {"timm", "transformers"}))
+            raise AdapterNotFoundError(f"unknown adapter prefix {prefix!r} in {name!r} (installed adapters: {installed})",
+                                       fix=f"use one of them, e.g. transformers:{rest}, or drop the prefix to pick the adapter from the repo's config.json")
     if "@" in name and not Path(name).exists():
         name, rev = name.rsplit("@", 1)
         if revision and rev != revision:
@@ -54,7 +63,7 @@ def resolve(name: str, *, revision: str | None = None, allow_patterns=None) -> B
     if _is_local(name):
         path = Path(name).expanduser().resolve()
         if not path.is_dir():
-            raise BackboneNotFoundError(f"local backbone folder {path} does not exist", fix="check the path")
+            raise BackboneNotFoundError(f"local path {path} does not exist", fix="check the path (it is read as a local folder because it starts with '.', '/' or '~')")
         return BackboneSource(name=name, path=path, config=_read_config(path, name), adapter_hint=hint)
 
     from huggingface_hub import snapshot_download
@@ -127,6 +136,13 @@ def _cached_revisions(repo_id: str) -> list[str]:
 def _raise_not_found(name: str, *, reason: str):
     from tlhub.offline.catalogue import list_assets
 
+    parent = Path(name).expanduser().parent
+    if parent != Path(".") and parent.is_dir():
+        # `models/mine` beside an existing `models/`: meant as a local path, not a Hub repo id
+        raise BackboneNotFoundError(
+            f"local path {Path(name).expanduser().resolve()} does not exist (the folder {parent} does, and {name!r} is not a cached Hub repo either)",
+            fix=f"check the path; the folders in {parent} are: {', '.join(sorted(p.name for p in parent.iterdir() if p.is_dir())[:10]) or 'none'}",
+        ) from None
     known = set(cached_models()) | {a.repo_id for a in list_assets()}
     close = suggest(name, known)
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")

@@ -86,6 +86,8 @@ class TrainingRecord:
     data_checks: dict[str, Any] = field(default_factory=dict)
     #: the loss's class weights: mode asked, what was applied, imbalance ratio and threshold, weight per label
     class_weights: dict[str, Any] | None = None
+    #: repeated runs (``--repeats K``, tlhub.engine.repeats): every seed's scores, mean ± sd, which was kept and why
+    repeats: dict[str, Any] | None = None
     tlhub_version: str | None = None
     versions: dict[str, str] = field(default_factory=dict)
     #: keys of the file this version does not know, kept so that nothing is lost on rewrite
@@ -181,6 +183,7 @@ class TrainingRecord:
                 mixed_precision=known.get("mixed_precision"),
                 data_checks=dict(known.get("data_checks") or {}),
                 class_weights=dict(known["class_weights"]) if known.get("class_weights") else None,
+                repeats=dict(known["repeats"]) if known.get("repeats") else None,  # absent in older records
                 tlhub_version=known.get("tlhub_version"),
                 versions=dict(known.get("versions") or {}),
                 extra=extra,

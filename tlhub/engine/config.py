@@ -57,6 +57,7 @@ class TrainConfig:
     probe_lr: float = 3e-4
     probe_weight_decay: float = 1e-4
     probe_hflip: bool = True  # images: also train the probe on features of flipped training images
+    probe_solver: str = "lbfgs"  # lbfgs: logistic regression on standardised features, L2 strength chosen on validation (any feature scale); adamw: probe_epochs of AdamW at probe_lr
     epochs: int = 10  # fine-tuning epochs (all strategies that unfreeze)
     lr: float = 1e-3  # fine-tuning learning rate of the head and the last layer group
     layer_decay: float = 0.75  # lr multiplier per layer group towards the input (1.0 = flat)
@@ -64,7 +65,9 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.1
     class_weights: str = "auto"  # loss weights per class: auto (balanced when the largest training class is over 3x the smallest), balanced, none
-    unfreeze: str = "all"  # layer groups to unfreeze when fine-tuning: "all" or a number (last N)
+    unfreeze: str = "all"  # layer groups to unfreeze when fine-tuning: "all", a number (last N), or auto (from the per-layer probe scores)
+    feature_layers: str = "last"  # layer groups the probe's head reads: last, all, or indices such as "3,5,7" (see tlhub describe)
+    layer_selection: str = "greedy"  # with several feature_layers: greedy (forward selection on validation/CV) or none (use them all)
     unfreeze_every: int = 1  # gradual-unfreeze: epochs between unfreezing one more group
     norm_eval: bool = False  # keep BatchNorm statistics frozen while fine-tuning
     ema_decay: float | None = None  # fine-tuning: validate and keep an exponential moving average of the weights
@@ -76,6 +79,7 @@ class TrainConfig:
     num_workers: int = 0
     channels_last: bool = True  # images: NHWC memory layout (about 1.35x faster convolutions on CPU)
     seed: int = 0
+    repeats: int = 1  # train K times with seeds seed, seed+1, ... (and their validation draws); keep the best on validation, report mean ± sd
     early_stopping_patience: int | None = 5  # epochs without validation improvement
     select_by: str = "val_loss"  # best epoch by val_loss (steadier on small validation sets), val_accuracy, or last (a fixed schedule)
     feature_cache: bool = True  # compute frozen features once and train the head on the cache
@@ -111,7 +115,7 @@ class TrainConfig:
         for name in ("probe_epochs", "epochs"):
             if getattr(self, name) < 0:
                 bad(name, "must be >= 0", f"set {name} to 0 or more")
-        for name in ("batch_size", "eval_batch_size", "gradient_accumulation_steps", "unfreeze_every", "example_top_k"):
+        for name in ("batch_size", "eval_batch_size", "gradient_accumulation_steps", "unfreeze_every", "example_top_k", "repeats"):
             if getattr(self, name) < 1:
                 bad(name, "must be >= 1", f"set {name} to 1 or more")
         for name in ("probe_lr", "lr"):
@@ -123,12 +127,32 @@ class TrainConfig:
             bad("validation_fraction", "must be between 0 and 1", "use e.g. 0.1")
         if not 0 <= self.label_smoothing < 1:
             bad("label_smoothing", "must be in [0, 1)", "use 0 to disable, 0.1 typically")
-        if self.unfreeze != "all":
+        if not isinstance(self.feature_layers, str):  # YAML: feature_layers: [3, 5, 7]
+            if not isinstance(self.feature_layers, (list, tuple)) or not self.feature_layers:
+                bad("feature_layers", f"{self.feature_layers!r} is not last, all or a list of layer-group indices", "use last, all or e.g. 3,5,7")
+            object.__setattr__(self, "feature_layers", ",".join(str(i) for i in self.feature_layers))
+        self.feature_layers = self.feature_layers.strip().replace(" ", "")
+        if self.feature_layers not in ("last", "all"):
+            try:
+                indices = [int(i) for i in self.feature_layers.split(",")]
+            except ValueError:
+                indices = None
+            if not indices or any(i < 0 for i in indices) or len(set(indices)) != len(indices):
+                bad("feature_layers", f"{self.feature_layers!r} is not last, all or distinct layer-group indices >= 0",
+                    "use last, all or e.g. 3,5,7 (`tlhub describe BACKBONE` lists the groups, input first)")
+            self.feature_layers = ",".join(str(i) for i in sorted(indices))
+        if self.probe_solver not in ("lbfgs", "adamw"):
+            bad("probe_solver", f"unknown value {self.probe_solver!r}", "use 'lbfgs' (the default: converges for any feature scale) or 'adamw'")
+        if self.layer_selection not in ("greedy", "none"):
+            bad("layer_selection", f"unknown value {self.layer_selection!r}", "use 'greedy' or 'none'")
+        if self.unfreeze == "auto" and self.strategy == "feature-extraction":
+            bad("unfreeze", "auto chooses how many groups to fine-tune, and feature-extraction fine-tunes none", "use strategy lp-ft (or fine-tune) with unfreeze: auto")
+        if self.unfreeze not in ("all", "auto"):
             try:
                 if int(self.unfreeze) < 1:
                     raise ValueError
             except ValueError:
-                bad("unfreeze", f"{self.unfreeze!r} is not 'all' or a positive number", "use 'all' or e.g. 2 (the last two layer groups)")
+                bad("unfreeze", f"{self.unfreeze!r} is not 'all', 'auto' or a positive number", "use 'all', 'auto' or e.g. 2 (the last two layer groups)")
         if self.strategy == "feature-extraction" and self.probe_epochs == 0:
             bad("probe_epochs", "feature-extraction needs at least one epoch", "set probe_epochs >= 1")
         if self.strategy in ("fine-tune", "gradual-unfreeze") and self.epochs == 0:
@@ -278,3 +302,16 @@ def field_help() -> dict[str, str]:
         if m:
             out[m.group(1)] = m.group(2).strip()
     return out
+
+
+def feature_layer_indices(cfg: TrainConfig, num_groups: int) -> list[int]:
+    """The layer-group indices ``cfg.feature_layers`` names, for a backbone of ``num_groups`` groups."""
+    if cfg.feature_layers == "last":
+        return [num_groups - 1]
+    if cfg.feature_layers == "all":
+        return list(range(num_groups))
+    indices = [int(i) for i in cfg.feature_layers.split(",")]
+    if max(indices) >= num_groups:
+        raise ConfigError(f"feature_layers: {cfg.feature_layers} names group {max(indices)}, but the backbone has groups 0 to {num_groups - 1}",
+                          fix=f"use indices from 0 to {num_groups - 1} (`tlhub describe BACKBONE` lists them)")
+    return indices

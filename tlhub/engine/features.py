@@ -30,7 +30,7 @@ def backbone_fingerprint(model: "TransferModel") -> str:
     """A hash of the backbone's weights (the head excluded): exact, and cheap next to one epoch."""
     import torch
 
-    head = set(model.head_parameter_names())
+    head = set(model.all_head_parameter_names())  # a head over several layers is no part of the backbone either
     digest = hashlib.sha256()
     with torch.no_grad():
         for name, tensor in sorted(model.state_dict().items()):
@@ -41,7 +41,9 @@ def backbone_fingerprint(model: "TransferModel") -> str:
     return digest.hexdigest()[:16]
 
 
-def cache_key(model: "TransferModel", preprocessing_fingerprint: str, data_fingerprint: str) -> str:
+def cache_key(model: "TransferModel", preprocessing_fingerprint: str, data_fingerprint: str, layers=None) -> str:
+    """``layers``: the layer-group indices of a table of several layers' features (the key of a
+    last-layer table, ``None``, stays what it always was)."""
     payload = {
         "backbone": model.source,
         "revision": model.revision,
@@ -50,6 +52,8 @@ def cache_key(model: "TransferModel", preprocessing_fingerprint: str, data_finge
         "data": data_fingerprint,
         "format": 1,
     }
+    if layers is not None:
+        payload["layers"] = [int(i) for i in layers]
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -61,6 +65,7 @@ def cached_features(
     cache_dir: str | os.PathLike | None = None,
     accelerator=None,
     desc: str = "features",
+    layers=None,
 ) -> tuple["datasets.Dataset", bool]:
     """Features and labels for one split, from the cache or computed now (and cached).
 
@@ -78,7 +83,7 @@ def cached_features(
         # more. Without this, head dropout and augmentation after a cold pass see other numbers
         # than after a warm one, and the weights differ with the cache state (issue 11, item 6).
         with preserved_random_state():
-            _compute_and_store(model, loader_factory(), path, accelerator=accelerator, desc=desc)
+            _compute_and_store(model, loader_factory(), path, accelerator=accelerator, desc=desc, layers=layers)
     if accelerator is not None:
         accelerator.wait_for_everyone()
     return datasets.load_from_disk(str(path)), hit
@@ -104,7 +109,7 @@ def preserved_random_state():
             np.random.set_state(npy)
 
 
-def _compute_and_store(model, loader, path: Path, *, accelerator, desc: str) -> None:
+def _compute_and_store(model, loader, path: Path, *, accelerator, desc: str, layers=None) -> None:
     import datasets
     import numpy as np
     import torch
@@ -119,14 +124,17 @@ def _compute_and_store(model, loader, path: Path, *, accelerator, desc: str) -> 
             batch = {k: v.to(device) for k, v in batch.items()}
             ctx = accelerator.autocast() if accelerator is not None else torch.autocast("cpu", enabled=False)
             with ctx:
-                feats = model.forward_features(batch)
-            chunks.append(feats.float().cpu().numpy())
+                # several layers: one pass gives every requested group's pooled output
+                feats = model.forward_layer_features(batch, layers) if layers is not None else [model.forward_features(batch)]
+            chunks.append([f.float().cpu().numpy() for f in feats])
             labels.append(batch["labels"].cpu().numpy())
-    features = np.concatenate(chunks).astype(np.float32)
+    names = [f"layer_{int(i)}" for i in layers] if layers is not None else ["features"]
+    columns = {name: np.concatenate([c[j] for c in chunks]).astype(np.float32) for j, name in enumerate(names)}
     table = datasets.Dataset.from_dict(
-        {"features": features, "label": np.concatenate(labels).astype(np.int64)},
+        {**columns, "label": np.concatenate(labels).astype(np.int64)},
         features=datasets.Features(
-            {"features": datasets.List(datasets.Value("float32"), length=features.shape[1]), "label": datasets.Value("int64")}
+            {**{name: datasets.List(datasets.Value("float32"), length=col.shape[1]) for name, col in columns.items()},
+             "label": datasets.Value("int64")}
         ),
     )
     # write next to the final place, then rename: a killed run never leaves half a cache entry
@@ -154,3 +162,9 @@ def as_tensors(table: "datasets.Dataset"):
 
     arrays = table.with_format("numpy")[:]  # one read of the whole (memory-mapped) table
     return torch.from_numpy(arrays["features"]), torch.from_numpy(arrays["label"])
+
+
+def as_layer_arrays(table: "datasets.Dataset", layers) -> tuple[dict[int, "np.ndarray"], "np.ndarray"]:
+    """A several-layer table (``cached_features(..., layers=...)``) as ``{layer index: N x D_i}`` and the labels."""
+    arrays = table.with_format("numpy")[:]
+    return {int(i): arrays[f"layer_{int(i)}"] for i in layers}, arrays["label"]

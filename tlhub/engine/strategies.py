@@ -40,8 +40,12 @@ class Stage:
         return asdict(self)
 
 
-def plan_stages(cfg: TrainConfig, num_groups: int) -> list[Stage]:
-    """The stages of ``cfg.strategy`` for a backbone with ``num_groups`` layer groups."""
+def plan_stages(cfg: TrainConfig, num_groups: int, *, recommended_unfreeze: int | None = None) -> list[Stage]:
+    """The stages of ``cfg.strategy`` for a backbone with ``num_groups`` layer groups.
+
+    ``unfreeze: auto`` follows ``recommended_unfreeze``: the number of groups after the one whose
+    features score best alone (:func:`tlhub.engine.probe.unfreeze_recommendation`, computed by
+    the trainer from the per-layer probe on cached features)."""
     probe = Stage(
         "linear-probe",
         cfg.probe_epochs,
@@ -50,7 +54,15 @@ def plan_stages(cfg: TrainConfig, num_groups: int) -> list[Stage]:
         cfg.probe_weight_decay,
         use_feature_cache=cfg.feature_cache,
     )
-    unfreeze = num_groups if cfg.unfreeze == "all" else min(int(cfg.unfreeze), num_groups)
+    if cfg.unfreeze == "auto":
+        if recommended_unfreeze is None:
+            from tlhub.errors import ConfigError
+
+            raise ConfigError("unfreeze: auto needs the per-layer probe scores, and none were computed",
+                              fix="run through tlhub.train (it scores the layers first), or give unfreeze a number")
+        unfreeze = max(1, min(int(recommended_unfreeze), num_groups))
+    else:
+        unfreeze = num_groups if cfg.unfreeze == "all" else min(int(cfg.unfreeze), num_groups)
 
     def fine_tune(name: str, epochs: int, groups: int | str, warmup: float) -> Stage:
         return Stage(name, epochs, groups, cfg.lr, cfg.weight_decay, cfg.layer_decay, warmup_epochs=warmup)

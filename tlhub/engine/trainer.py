@@ -72,8 +72,16 @@ def _holding_output_lock(run):
 
 @_holding_output_lock
 def train(config: TrainConfig | dict | str | os.PathLike | None = None, **overrides: Any) -> TrainResult:
-    """Run a whole transfer-learning job and return where the model went and how it scored."""
+    """Run a whole transfer-learning job and return where the model went and how it scored.
+
+    With ``repeats`` > 1, K runs of their own (tlhub.engine.repeats) and a RepeatsResult."""
     cfg = _as_config(config, overrides)
+    if cfg.repeats > 1:
+        # each seed's run is a call of this function into OUTPUT/repeats/seed-N, which locks that
+        # folder: another lock file than OUTPUT's, held here, so nothing waits on itself
+        from tlhub.engine.repeats import train_repeated
+
+        return train_repeated(cfg)
     started = time.perf_counter()
 
     from accelerate import Accelerator
@@ -141,6 +149,13 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, **overri
     lap("model")
 
     # 4. the plan
+    if cfg.feature_layers != "last" or cfg.unfreeze == "auto":
+        # The hooks (TransferModel.forward_layer_features), the layer cache and the probe's layer
+        # selection exist (tlhub.engine.probe), but a head over several layers is not yet saved and
+        # reloaded: refused here rather than silently trained on, or saved as, the last layer.
+        raise ConfigError(f"feature_layers={cfg.feature_layers!r} / unfreeze={cfg.unfreeze!r}: training a head over several layers "
+                          "and unfreeze: auto are not wired into tlhub train yet (issue 12, steps 2-4)",
+                          fix="use feature_layers: last and a fixed unfreeze; tlhub.engine.probe.layer_scores/select_layers give the per-layer evidence in Python")
     stages = plan_stages(cfg, len(groups))
     say(f"strategy  {cfg.strategy}: " + " -> ".join(f"{s.name} ({s.epochs} ep, lr {s.lr:g})" for s in stages))
 
@@ -220,6 +235,7 @@ class Loop:
         self.eval_collate = adapter.make_collate(model, train=False)
         self.feature_tables: dict[str, Any] = {}
         self.feature_hits: dict[str, bool] = {}
+        self.probe_info: dict[str, Any] | None = None  # how the closed-form probe chose its regularisation (the record)
         self.ema = None  # the weight average of the current stage (cfg.ema_decay)
 
     # -- data ---------------------------------------------------------------------------------
@@ -294,6 +310,9 @@ class Loop:
             train_x, train_y = torch.cat([train_x, flip_x]), torch.cat([train_y, flip_y])
         val_x, val_y = _tensors(self.features("validation"), accelerator.device)
         model.to(accelerator.device)  # every process trains the same head on the same cache
+        if cfg.probe_solver == "lbfgs" and _linear_head(model) is not None:
+            self._closed_form_probe(stage, state, checkpoints, train_x, train_y, val_x, val_y)
+            return
         optimizer, scheduler = self._optimizer(stage, steps_per_epoch=math.ceil(len(train_y) / cfg.batch_size))
         if state.stage_epoch:
             checkpoints.load_optimizer(optimizer, scheduler)
@@ -313,6 +332,39 @@ class Loop:
                 if best_head is not None:
                     checkpoints.save_best(model, replace=best_head)  # before the checkpoint that ends the stage
                 checkpoints.save(model, optimizer, scheduler, state, cfg, best=False)
+
+    def _closed_form_probe(self, stage: Stage, state: RunState, checkpoints: "Checkpoints", train_x, train_y, val_x, val_y) -> None:
+        """The probe as a convex problem solved to convergence (:func:`tlhub.engine.probe.fit_probe`):
+        standardised features, the L2 strength chosen on the validation split, then refit on
+        train + validation; the weights go into the model's own linear head, the standardisation
+        folded in. One row of history: there are no epochs to choose from."""
+        from tlhub.engine.probe import fit_probe
+
+        cfg, model = self.cfg, self.model
+        started = time.perf_counter()
+        self._announce(stage, ", on cached features (logistic regression, C chosen on validation)")
+        probe = fit_probe(train_x.cpu().numpy(), train_y.cpu().numpy(), val_x.cpu().numpy(), val_y.cpu().numpy(),
+                          seed=cfg.seed, num_classes=len(self.data.labels))
+        weight, bias = _linear_head(model)
+        with torch.no_grad():
+            weight.copy_(torch.as_tensor(probe.weight, dtype=weight.dtype))
+            bias.copy_(torch.as_tensor(probe.bias, dtype=bias.dtype))
+        train_seconds = time.perf_counter() - started
+        model.eval()
+        with torch.inference_mode():
+            train_loss = nn.functional.cross_entropy(model.forward_head(train_x), train_y).item()
+        val_loss, val_acc = self._validate_on_cache(val_x, val_y)
+        self.probe_info = {"solver": "lbfgs", **probe.to_dict()}
+        accelerator = self.accelerator
+        accelerator.print(f"probe     C={probe.C:g} chosen by {probe.scored_by} accuracy {probe.score:.4f} "
+                          f"(tried {', '.join(f'{c:g}: {s:.3f}' for c, s in probe.scores.items())}); refit on train + validation")
+        optimizer, scheduler = self._optimizer(stage, steps_per_epoch=1)  # the checkpoint's format; never stepped
+        state.stage_epoch = stage.epochs - 1  # one solve stands for the whole stage
+        improved, _ = self._end_epoch(stage, state, optimizer, started, train_seconds, train_loss, len(train_y), val_loss, val_acc, patience=None)
+        if improved:
+            head = set(model.head_parameter_names())
+            checkpoints.save_best(model, replace={n: p.detach().clone() for n, p in model.named_parameters() if n in head})
+        checkpoints.save(model, optimizer, scheduler, state, cfg, best=False)
 
     def _backbone_stage(self, stage: Stage, state: RunState, checkpoints: "Checkpoints") -> None:
         """A stage that runs the backbone: data loaders, Accelerate, a checkpoint every epoch."""
@@ -587,6 +639,17 @@ def _image_tensor(batch: dict, key: str):
         raise ConfigError(f"the batch has no {key!r} (the model's image_key); its keys: {', '.join(map(str, batch))}",
                           fix="set TransferModel.image_key to the key the adapter's collate puts the images under")
     return batch[key]
+
+
+def _linear_head(model):
+    """``(weight, bias)`` when the model's head is one linear layer (what a linear probe can fill), else ``None``."""
+    params = dict(model.named_parameters())
+    head = [params[n] for n in model.head_parameter_names()]
+    weights = [p for p in head if p.ndim == 2]
+    biases = [p for p in head if p.ndim == 1]
+    if len(head) == 2 and len(weights) == 1 and len(biases) == 1 and weights[0].shape == (model.num_classes, model.num_features):
+        return weights[0], biases[0]
+    return None
 
 
 def _tensors(table, device):

@@ -623,6 +623,19 @@ def card_values(saved: SavedModel, repo_id: str, *, space_id: str | None = None,
         snippet = None
     example = "photo.jpg" if saved.modality == "image" else "Some text to classify."
 
+    # -- repeated runs (--repeats K): every seed's result, so one lucky seed is not the whole story
+    repeats = None
+    rep = record.repeats
+    if rep and rep.get("runs"):
+        split = rep["runs"][0].get("test", {}).get("split", "test")
+        rows = [[r.get("seed"), r.get("best_validation_accuracy"), (r.get("test") or {}).get("metrics", {}).get("accuracy"),
+                 "kept" if r.get("seed") == rep.get("kept_seed") else ""] for r in rep["runs"]]
+        acc = (rep.get("summary") or {}).get("accuracy") or {}
+        mean_sd = (f"{split} accuracy mean {acc['mean']:.3f} ± {acc['sd']:.3f} (sample sd) over {len(rows)} seeds"
+                   if isinstance(acc.get("mean"), (int, float)) and isinstance(acc.get("sd"), (int, float)) else None)
+        repeats = {"table": _table(["seed", "validation accuracy", f"{split} accuracy", ""], rows), "mean_sd": mean_sd,
+                   "k": len(rows), "kept_seed": rep.get("kept_seed"), "why": rep.get("kept_because")}
+
     resolved_config = None
     if config:
         import yaml
@@ -666,6 +679,7 @@ def card_values(saved: SavedModel, repo_id: str, *, space_id: str | None = None,
                   "images": IMAGES_DIR if saved.images else None, "examples": EXAMPLES_DIR if saved.examples else None},
         "versions": ", ".join(f"{k} {v}" for k, v in record.versions.items()),
         "resolved_config": resolved_config,
+        "repeats": repeats,
     }
 
 

@@ -43,8 +43,54 @@ class TimmTransferModel(TransferModel):
         return batch[self.image_key].contiguous(memory_format=self.memory_format)
 
     def forward(self, batch):
+        if self.layer_head is not None:  # a head over several layer groups replaces the classifier
+            return super().forward(batch)
         # the model's own forward keeps timm's head dropout in training
         return self.model(self._pixels(batch))
+
+    def forward_layer_features(self, batch, layers):
+        """One forward pass; the output of each requested layer group, global-average-pooled.
+
+        The groups are timm's coarse parameter groups (``layer_groups``: stem, one per stage,
+        then the head convolution with the last stage), which are also what ``unfreeze`` counts,
+        so a layer's score maps straight onto a number of groups to retrain. timm's
+        ``forward_intermediates`` indexes its ``feature_info`` stages instead (5 for EfficientNet,
+        against 8 groups), so the outputs are taken with forward hooks on each group's module:
+        the deepest module holding all of the group's parameters (``blocks.3``: the block's
+        output, skip connection included), or the module of its last parameter when the group
+        spans several (the stem's ``bn1``). The last group is the pooled pre-logits features,
+        exactly ``forward_features``. Hooks work for every timm model, with or without
+        ``forward_intermediates``."""
+        groups = self.layer_groups()
+        wanted = [int(i) for i in layers]
+        last = len(groups) - 1
+        captured: dict[int, torch.Tensor] = {}
+        handles = []
+        try:
+            for i in sorted(set(wanted)):
+                if i == last:
+                    continue
+                module = self._group_output_module(groups[i])
+                handles.append(module.register_forward_hook(lambda m, a, out, i=i: captured.__setitem__(i, _pool(out))))
+            if last in wanted:
+                final = self.forward_features(batch)
+            else:
+                self.model.forward_features(self._pixels(batch))
+                final = None
+        finally:
+            for h in handles:
+                h.remove()
+        return [final if i == last else captured[i] for i in wanted]
+
+    def _group_output_module(self, group: LayerGroup) -> torch.nn.Module:
+        paths = [n.split(".")[1:-1] for n in group.parameter_names]  # "model.blocks.3.0.conv.weight" -> blocks,3,0,conv
+        common = []
+        for parts in zip(*paths):
+            if len(set(parts)) != 1:
+                break
+            common.append(parts[0])
+        path = common or paths[-1]
+        return self.model.get_submodule(".".join(path))
 
     def forward_features(self, batch):
         return self.model.forward_head(self.model.forward_features(self._pixels(batch)), pre_logits=True)
@@ -66,6 +112,18 @@ class TimmTransferModel(TransferModel):
             if names:
                 out.append(LayerGroup(_group_name(names), tuple(names)))
         return out
+
+
+def _pool(out) -> torch.Tensor:
+    """A layer's output as one vector per image: NCHW maps averaged over space, token sequences
+    (N, L, C: ViT blocks) over tokens; NHWC maps of channels-last convnets are NCHW tensors too."""
+    if isinstance(out, (tuple, list)):
+        out = out[0]
+    if out.ndim == 4:
+        return out.float().mean((2, 3))
+    if out.ndim == 3:
+        return out.float().mean(1)
+    return out.float()
 
 
 def _group_name(names: list[str]) -> str:

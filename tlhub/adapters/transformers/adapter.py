@@ -35,6 +35,7 @@ class TransformersAdapter(Adapter):
         "spiece.model",
         "sentencepiece.bpe.model",
         "sentence_bert_config.json",
+        "1_Pooling/config.json",
         "README.md",
     )
 
@@ -61,7 +62,7 @@ class TransformersAdapter(Adapter):
         tokenizer = AutoTokenizer.from_pretrained(source.path)
         max_length = max_sequence_length(source.path, tokenizer, model.config, DEFAULT_MAX_LENGTH)
         return TransformersTransferModel(
-            model, tokenizer, max_length=max_length, adapter_name=self.name, source=source.display_name, labels=labels, revision=source.commit
+            model, tokenizer, max_length=max_length, pooling=source.config.get("tlhub_pooling") or _pooling(source.path), adapter_name=self.name, source=source.display_name, labels=labels, revision=source.commit
         )
 
     def preprocessing(self, model) -> Preprocessing:
@@ -86,6 +87,9 @@ class TransformersAdapter(Adapter):
         from tlhub.adapters.hf import write_labels
 
         write_labels(model.hf_model.config, model.labels)
+        # the token pooling of hidden layers (a head over several layers reads them): the saved
+        # folder has no 1_Pooling/ to read it from again
+        model.hf_model.config.tlhub_pooling = model.pooling
         model.hf_model.save_pretrained(directory, safe_serialization=True)
         model.tokenizer.model_max_length = model.max_length
         model.tokenizer.save_pretrained(directory)
@@ -101,3 +105,17 @@ class TransformersAdapter(Adapter):
     def space_spec(self) -> SpaceSpec:
         return SpaceSpec("Textbox", {"lines": 3, "label": "Text"}, "text", requirements=("transformers", "torch", "safetensors"))
 
+
+
+def _pooling(path) -> str:
+    """How the checkpoint's authors pool tokens: sentence-transformers folders say so in
+    ``1_Pooling/config.json`` (mean over the attention mask for MiniLM); else the first token."""
+    import json
+    from pathlib import Path
+
+    config = Path(path) / "1_Pooling" / "config.json"
+    try:
+        data = json.loads(config.read_text(encoding="utf-8")) if config.is_file() else {}
+    except (OSError, ValueError):
+        data = {}
+    return "mean" if data.get("pooling_mode_mean_tokens") else "cls"

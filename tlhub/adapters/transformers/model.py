@@ -15,9 +15,13 @@ from tlhub.errors import ConfigError, TlhubError
 class TransformersTransferModel(TransferModel):
     image_key = None  # text: no image tensor in the batch
 
-    def __init__(self, hf_model: nn.Module, tokenizer, *, max_length: int, **kwargs):
+    def __init__(self, hf_model: nn.Module, tokenizer, *, max_length: int, pooling: str = "cls", **kwargs):
         super().__init__(**kwargs)
         self.hf_model = hf_model
+        #: how a hidden layer's tokens become one vector (forward_layer_features): "mean" over the
+        #: attention mask for sentence-transformers encoders (their 1_Pooling config says so),
+        #: "cls" (the first token) otherwise, which is what BERT-style classifiers pool
+        self.pooling = pooling
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.head = find_classifier(hf_model)
@@ -34,8 +38,34 @@ class TransformersTransferModel(TransferModel):
         self.max_length = int(n)
 
     def forward(self, batch):
+        if self.layer_head is not None:  # a head over several layer groups replaces the classifier
+            return super().forward(batch)
         inputs = {k: v for k, v in batch.items() if k != "labels"}
         return self.hf_model(**inputs).logits
+
+    def forward_layer_features(self, batch, layers):
+        """One forward pass with ``output_hidden_states=True``: group ``embeddings`` is hidden
+        state 0, group ``layer.N`` hidden state N+1, each pooled by ``self.pooling``; the last
+        group is the classifier's input (exactly ``forward_features``)."""
+        groups = self.layer_groups()
+        wanted = [int(i) for i in layers]
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        out = self.hf_model(**inputs, output_hidden_states=True)
+        final = self._features.take()
+        states = out.hidden_states
+        mask = inputs.get("attention_mask")
+        result = []
+        for i in wanted:
+            if i == len(groups) - 1:
+                result.append(final)
+                continue
+            name = groups[i].name
+            index = 0 if name == "embeddings" else int(name.split(".")[1]) + 1 if name.startswith("layer.") else None
+            if index is None or index >= len(states):
+                raise ConfigError(f"layer group {i} ({name}) of {self.source} has no hidden state to pool",
+                                  fix=f"choose feature_layers among the embeddings, layer.N groups and the last group ({len(groups) - 1})")
+            result.append(_pool_tokens(states[index], mask, self.pooling))
+        return result
 
     def forward_features(self, batch):
         self.forward(batch)
@@ -55,3 +85,12 @@ class TransformersTransferModel(TransferModel):
         (pooler, final norm, RoBERTa's classifier.dense)."""
         head = set(self.head_parameter_names())
         return layer_index_groups(n for n, _ in self.named_parameters() if n not in head)
+
+
+def _pool_tokens(hidden, mask, pooling: str):
+    if pooling == "mean" and mask is not None:
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        return ((hidden * m).sum(1) / m.sum(1).clamp(min=1)).float()
+    if pooling == "mean":
+        return hidden.mean(1).float()
+    return hidden[:, 0].float()

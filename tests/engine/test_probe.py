@@ -1,0 +1,168 @@
+"""The probe that works for every backbone, the per-layer features, and the layer evidence (issue 12).
+
+Real backbones and real data: MiniLM on VADER movie sentences, EfficientNet-Lite0 on Fashion-MNIST.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import tlhub
+from tlhub.engine.config import TrainConfig, feature_layer_indices
+from tlhub.engine.probe import cv_accuracy, fit_probe, layer_scores, select_layers, unfreeze_recommendation
+from tlhub.engine.strategies import plan_stages
+from tlhub.errors import ConfigError
+
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+LITE0 = "tlhub-offline/tf_efficientnet_lite0.in1k"
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("features"))
+
+
+def test_minilm_probe_learns_instead_of_predicting_the_majority(tmp_path, offline_assets, cache_dir):
+    # the issue's repro: the AdamW probe on MiniLM's unit-scale features stayed at the majority class
+    result = tlhub.train(backbone=MINILM, data="vader-movies", strategy="feature-extraction", max_train_samples=300,
+                         max_eval_samples=400, output_dir=str(tmp_path / "run"), cache_dir=cache_dir, example_top_k=2)
+    confusion = np.asarray(json.loads((result.model_dir / "eval_results.json").read_text())["confusion_matrix"])
+    predicted = confusion.sum(0) / confusion.sum()
+    assert predicted.max() < 0.75, predicted  # both classes predicted, not 99% one of them
+    assert result.metrics["accuracy"] > 0.6 and result.metrics["f1_macro"] > 0.6, result.metrics
+    assert [row["stage"] for row in result.history] == ["linear-probe"]
+
+
+def test_lite0_probe_on_fashion_mnist(tmp_path, offline_assets, cache_dir):
+    result = tlhub.train(data="fashion-mnist", max_train_per_class=10, max_eval_samples=200, image_size=32, crop_pct=1.0,
+                         strategy="feature-extraction", output_dir=str(tmp_path / "run"), cache_dir=cache_dir)
+    assert result.metrics["accuracy"] > 0.45, result.metrics  # chance is 0.1
+    # the probe went into the model's own linear head: the saved model reloads natively with the same logits
+    model = tlhub.create_model(str(result.model_dir)).eval()
+    import timm
+
+    native = timm.create_model(f"local-dir:{result.model_dir}", pretrained=True).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model({"pixel_values": x}), native(x))
+
+
+def test_fit_probe_is_invariant_to_feature_scale():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 20))
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.int64)
+    a = fit_probe(x[:200], y[:200], x[200:250], y[200:250], seed=0)
+    b = fit_probe(x[:200] * 1e-3, y[:200], x[200:250] * 1e-3, y[200:250], seed=0)  # unit-norm-like tiny features
+    assert a.C == b.C
+    np.testing.assert_allclose(a.logits(x[250:]), b.logits(x[250:] * 1e-3), rtol=1e-4, atol=1e-4)
+    assert a.accuracy(x[250:], y[250:]) >= 0.85  # 50 held-out points
+    assert cv_accuracy(x, y, folds=3, seed=0) > 0.9
+    # without a validation split C is chosen by stratified cross-validation of train
+    assert fit_probe(x, y, seed=0).scored_by == "5-fold cv"
+
+
+def _layer_features(model, images, layers):
+    with torch.no_grad():
+        return [f.numpy() for f in model.forward_layer_features({"pixel_values": images}, layers)]
+
+
+@pytest.fixture(scope="module")
+def lite0_layers(offline_assets):
+    from tlhub.data.builtin import load_builtin
+
+    model = tlhub.create_model(LITE0, labels=[str(i) for i in range(10)]).eval()
+    model.set_input_size(32, 1.0)
+    from tlhub.core.factory import resolve_backbone
+
+    _, adapter = resolve_backbone(LITE0)
+    collate = adapter.make_collate(model)
+    data, _ = load_builtin("fashion-mnist", progress=False)
+    train = data["train"]
+    picked = [i for c in range(10) for i in np.flatnonzero(np.asarray(train["label"][:2000]) == c)[:20]]
+    images = [adapter.decode_input(train[int(i)]["input"]) for i in picked]
+    labels = np.asarray([train[int(i)]["label"] for i in picked])
+    batch = collate(images)
+    groups = len(model.layer_groups())
+    feats = _layer_features(model, batch["pixel_values"], list(range(groups)))
+    return model, {i: f for i, f in enumerate(feats)}, labels
+
+
+def test_layer_features_and_selection_on_lite0(lite0_layers):
+    model, layers, y = lite0_layers
+    assert len(layers) == len(model.layer_groups()) == 8
+    assert [layers[i].shape[1] for i in range(8)] == [32, 16, 24, 40, 80, 112, 192, 1280]
+    scores = layer_scores(layers, y, seed=0, folds=3, Cs=(0.01, 0.1))  # a short grid: seconds on two cores
+    assert set(scores) == set(range(8)) and all(0 <= s["score"] <= 1 for s in scores.values())
+    chosen = select_layers(layers, y, seed=0, folds=3, single=scores, max_layers=2)
+    best_single = max(s["score"] for s in scores.values())
+    assert chosen.score >= best_single and 1 <= len(chosen.layers) <= 2
+    assert chosen.steps[0]["score"] == best_single and "greedy forward selection" in chosen.reason
+    n, sentence = unfreeze_recommendation({i: s["score"] for i, s in scores.items()}, 8)
+    assert 1 <= n <= 7 and f"unfreeze the last {n}" in sentence
+
+
+def test_minilm_hidden_layers_are_mean_pooled(offline_assets):
+    from tlhub.core.factory import resolve_backbone
+
+    model = tlhub.create_model(MINILM, labels=["neg", "pos"]).eval()
+    _, adapter = resolve_backbone(MINILM)
+    batch = adapter.make_collate(model)(["a fine film", "a dull, lifeless and very long movie"])
+    assert model.pooling == "mean"  # its 1_Pooling/config.json says so
+    with torch.no_grad():
+        feats = model.forward_layer_features(batch, [0, 6, 7])
+        out = model.hf_model(**batch, output_hidden_states=True)
+        model.forward_features(batch)  # the classifier's input is the last group's features
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    torch.testing.assert_close(feats[1], (out.hidden_states[6] * mask).sum(1) / mask.sum(1))
+    assert [f.shape for f in feats] == [(2, 384)] * 3
+
+
+def test_cache_key_grows_by_the_layer_set(offline_assets):
+    from tlhub.engine.features import cache_key
+
+    model = tlhub.create_model(LITE0, labels=["a", "b"])
+    last = cache_key(model, "p", "d")
+    assert last == cache_key(model, "p", "d", None)
+    assert len({last, cache_key(model, "p", "d", [7]), cache_key(model, "p", "d", [3, 7]), cache_key(model, "p", "d", [0, 3, 7])}) == 4
+
+
+def test_adapter_without_intermediate_layers_says_so(offline_assets):
+    # the sentence-transformers plugin declares only its last layer (the contract's default)
+    model = tlhub.create_model(f"sentence-transformers:{MINILM}", labels=["a", "b"])
+    with pytest.raises(ConfigError, match="only offers its last layer") as info:
+        model.forward_layer_features({}, [0, 1])
+    assert "feature_layers: last" in info.value.fix
+
+
+def test_feature_layers_is_validated_on_creation():
+    assert TrainConfig(feature_layers="7, 3").feature_layers == "3,7"
+    assert TrainConfig(feature_layers=[5, 2]).feature_layers == "2,5"
+    assert feature_layer_indices(TrainConfig(feature_layers="all"), 4) == [0, 1, 2, 3]
+    assert feature_layer_indices(TrainConfig(), 4) == [3]
+    for bad in ("some", "1,1", "-1", ""):
+        with pytest.raises(ConfigError, match="feature_layers"):
+            TrainConfig(feature_layers=bad)
+    with pytest.raises(ConfigError, match="groups 0 to 3"):
+        feature_layer_indices(TrainConfig(feature_layers="2,9"), 4)
+    with pytest.raises(ConfigError, match="probe_solver"):
+        TrainConfig(probe_solver="sgd")
+
+
+def test_unfreeze_auto_follows_the_recommendation():
+    cfg = TrainConfig(strategy="lp-ft", unfreeze="auto")
+    stages = plan_stages(cfg, 8, recommended_unfreeze=2)
+    assert [s.trainable_groups for s in stages] == [0, 2]
+    with pytest.raises(ConfigError, match="auto"):
+        plan_stages(cfg, 8)
+    with pytest.raises(ConfigError, match="auto"):
+        TrainConfig(strategy="feature-extraction", unfreeze="auto")
+
+
+def test_train_refuses_several_layers_until_the_head_saves(tmp_path, offline_assets):
+    # never a silent fallback to the last layer
+    with pytest.raises(ConfigError, match="not wired into tlhub train yet"):
+        tlhub.train(data="fashion-mnist", max_train_per_class=2, image_size=32, feature_layers="all",
+                    strategy="feature-extraction", output_dir=str(tmp_path / "run"))

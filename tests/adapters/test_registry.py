@@ -33,9 +33,9 @@ def test_known_but_missing_plugin_names_the_pip_package(monkeypatch):
     from tlhub.adapters.registry import KNOWN_PLUGINS
 
     # an adapter we know of but that is not installed here
-    monkeypatch.setitem(KNOWN_PLUGINS, "torchvision", "tlhub-torchvision")
-    with pytest.raises(AdapterNotFoundError, match="pip install tlhub-torchvision"):
-        get_adapter("torchvision")
+    monkeypatch.setitem(KNOWN_PLUGINS, "point-clouds", "tlhub-point-clouds")
+    with pytest.raises(AdapterNotFoundError, match="pip install tlhub-point-clouds"):
+        get_adapter("point-clouds")
 
 
 class _Incomplete(Adapter):

@@ -40,9 +40,12 @@ def test_k_runs_with_distinct_seeds_and_the_best_on_validation_kept(repeated):
     records = {s: TrainingRecord.load(out / "repeats" / f"seed-{s}" / "model") for s in seeds}
     assert [records[s].seed for s in seeds] == seeds
     assert all(records[s].config["repeats"] == 1 for s in seeds)
-    # the seed draws the validation split too: the validation reports differ
-    val_reports = {json.dumps(records[s].dataset.report.get("validation", records[s].dataset.report), sort_keys=True, default=str) for s in seeds}
-    assert len({records[s].best_validation_loss for s in seeds}) == 3 or len(val_reports) > 1
+    # the seed draws the validation split too: its origin names the seed, and its images (the
+    # examples/ folder holds one validation image per class) differ between seeds
+    for s in seeds:
+        assert f"seed {s}" in records[s].dataset.report["split_origin"]["validation"]
+    images = {s: sorted(p.read_bytes() for p in (out / "repeats" / f"seed-{s}" / "model" / "examples").glob("*.png")) for s in seeds}
+    assert images[5] and images[5] != images[6] and images[6] != images[7]
 
     # kept = argmax of validation accuracy (ties: lowest validation loss), from the files
     best = max(seeds, key=lambda s: (records[s].best_validation_accuracy, -records[s].best_validation_loss))
@@ -89,8 +92,17 @@ def test_card_shows_every_run(repeated):
     assert validate_card(card, model_dir=out / "model") == []
     assert "### Repeated runs" in card
     section = card.split("### Repeated runs", 1)[1]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and cells[0].isdigit():
+            rows[int(cells[0])] = cells
+    assert sorted(rows) == report["seeds"]
     for run in report["runs"]:
-        assert f"| {run['seed']} | {run['best_validation_accuracy']:.4f}".rstrip("0") in section or f"| {run['seed']} |" in section
+        seed, val, test, kept = rows[run["seed"]]
+        assert float(val) == pytest.approx(run["best_validation_accuracy"], abs=1e-4)
+        assert float(test) == pytest.approx(run["test"]["metrics"]["accuracy"], abs=1e-4)
+        assert (kept == "kept") == (run["seed"] == report["kept_seed"])
     acc = report["summary"]["accuracy"]
     assert f"test accuracy mean {acc['mean']:.3f} ± {acc['sd']:.3f} (sample sd) over 3 seeds" in section
     assert f"this model is seed {report['kept_seed']}" in section

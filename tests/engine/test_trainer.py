@@ -117,9 +117,12 @@ def test_resume_after_kill_gives_the_same_result(tmp_path, offline_assets, cache
     cmd = [sys.executable, "-m", "tlhub", "train", *_args(cfg), "--output-dir", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     latest = out / "checkpoints" / "latest"
+    # kill inside the fine-tune stage, after its first epoch's checkpoint (the probe's length in
+    # epochs depends on its solver: one closed-form solve, or probe_epochs epochs)
+    first_fine_tune = next(r["epoch"] for r in reference.history if r["stage"] == "fine-tune")
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        if latest.is_symlink() and os.readlink(latest) >= "epoch-0005":  # into the fine-tune stage
+        if latest.is_symlink() and os.readlink(latest) >= f"epoch-{first_fine_tune:04d}":
             break
         time.sleep(0.05)
     assert proc.poll() is None, "the run finished before it could be killed"

@@ -26,6 +26,7 @@ BUILTIN_DISTRIBUTION = "tlhub"
 KNOWN_PLUGINS = {
     "sentence-transformers": "tlhub-sentence-transformers",
     "audio": "tlhub-audio",
+    "torchvision": "tlhub-torchvision",
 }
 
 #: Key a plugin may write into the ``config.json`` of the models it saves, naming itself, so that

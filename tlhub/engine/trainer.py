@@ -335,8 +335,8 @@ class Loop:
 
     def _closed_form_probe(self, stage: Stage, state: RunState, checkpoints: "Checkpoints", train_x, train_y, val_x, val_y) -> None:
         """The probe as a convex problem solved to convergence (:func:`tlhub.engine.probe.fit_probe`):
-        standardised features, the L2 strength chosen on the validation split, then refit on
-        train + validation; the weights go into the model's own linear head, the standardisation
+        standardised features, the L2 strength chosen on the validation split (which stays
+        held out: the head is fit on train only); the weights go into the model's own linear head, the standardisation
         folded in. One row of history: there are no epochs to choose from."""
         from tlhub.engine.probe import fit_probe
 
@@ -344,7 +344,10 @@ class Loop:
         started = time.perf_counter()
         self._announce(stage, ", on cached features (logistic regression, C chosen on validation)")
         probe = fit_probe(train_x.cpu().numpy(), train_y.cpu().numpy(), val_x.cpu().numpy(), val_y.cpu().numpy(),
-                          seed=cfg.seed, num_classes=len(self.data.labels))
+                          seed=cfg.seed, num_classes=len(self.data.labels),
+                          # the validation split stays held out: it scores this head, and later stages
+                          # (lp-ft's fine-tune, --repeats) choose by it
+                          refit_on_validation=False)
         weight, bias = _linear_head(model)
         with torch.no_grad():
             weight.copy_(torch.as_tensor(probe.weight, dtype=weight.dtype))
@@ -357,7 +360,7 @@ class Loop:
         self.probe_info = {"solver": "lbfgs", **probe.to_dict()}
         accelerator = self.accelerator
         accelerator.print(f"probe     C={probe.C:g} chosen by {probe.scored_by} accuracy {probe.score:.4f} "
-                          f"(tried {', '.join(f'{c:g}: {s:.3f}' for c, s in probe.scores.items())}); refit on train + validation")
+                          f"(tried {', '.join(f'{c:g}: {s:.3f}' for c, s in probe.scores.items())})")
         optimizer, scheduler = self._optimizer(stage, steps_per_epoch=1)  # the checkpoint's format; never stepped
         state.stage_epoch = stage.epochs - 1  # one solve stands for the whole stage
         improved, _ = self._end_epoch(stage, state, optimizer, started, train_seconds, train_loss, len(train_y), val_loss, val_acc, patience=None)

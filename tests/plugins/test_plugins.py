@@ -541,7 +541,7 @@ def test_broken_plugins_are_listed_with_their_reason_and_others_keep_working(bro
     assert "tlhub_broken_example.needs_missing_dep" in missing["error"]
     assert "pip install" in missing["fix"] and "tlhub-broken-example" in missing["fix"]
     contract = rows[("broken-contract", "tlhub-broken-example")]
-    assert contract["status"] == "broken" and "does not implement: load, make_collate, preprocessing, save_native" in contract["error"]
+    assert contract["status"] == "broken" and "does not implement: load, preprocessing, save_native" in contract["error"]
     # the hijack attempt is refused; the built-ins (and installed plugins) keep working
     hijack = rows[("timm", "tlhub-hijack-example")]
     assert hijack["status"] == "conflict" and "built-in adapters cannot be replaced" in hijack["fix"]

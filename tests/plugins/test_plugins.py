@@ -156,7 +156,11 @@ def test_both_plugins_are_discovered_through_their_entry_points():
     assert (audio["status"], audio["modality"], audio["version"]) == ("ok", "audio", plugin_version("tlhub-audio"))
     assert st["entry_point"] == "tlhub_sentence_transformers.adapter:SentenceTransformersAdapter"
     # the names tlhub suggests for `pip install` are the real package names
-    assert KNOWN_PLUGINS == {"sentence-transformers": "tlhub-sentence-transformers", "audio": "tlhub-audio"}
+    assert KNOWN_PLUGINS == {
+        "sentence-transformers": "tlhub-sentence-transformers",
+        "audio": "tlhub-audio",
+        "torchvision": "tlhub-torchvision",
+    }
     table = _run_tlhub("plugins", "list", check=True).stdout
     for word in ("sentence-transformers", "tlhub-sentence-transformers", "audio", "tlhub-audio"):
         assert word in table

@@ -57,7 +57,7 @@ def test_round_trip_through_the_file_keeps_every_field(tmp_path):
     path = record.save(tmp_path)
     assert path == tmp_path / RECORD_FILE
     on_disk = json.loads(path.read_text())
-    assert on_disk["schema_version"] == SCHEMA_VERSION == 2
+    assert on_disk["schema_version"] == SCHEMA_VERSION == 3
     assert on_disk["extra"] == {"plugin_note": {"kept": True}}
     loaded = TrainingRecord.load(tmp_path)
     assert loaded == record
@@ -101,7 +101,7 @@ def _v1_dict(base_model: str) -> dict:
 def test_version_1_record_loads_and_keeps_unknown_keys(tmp_path):
     (tmp_path / RECORD_FILE).write_text(json.dumps(_v1_dict(LITE0), indent=2))
     record = TrainingRecord.load(tmp_path)
-    assert record.schema_version == 2  # read into the current type
+    assert record.schema_version == 3  # read into the current type
     assert record.base_model == LITE0 and record.base_model_license is None
     assert record.labels == LABELS and record.preprocessing.input_size == (3, 64, 64)
     assert record.dataset == DatasetInfo("fashion-mnist", {"train": 9, "validation": 3, "test": 6}, {"train": {"rows": 9, "skipped": 0}})

@@ -93,8 +93,32 @@ def _restore_tlhub_state(model: "TransferModel", source: BackboneSource, adapter
     record = TrainingRecord.load(source.path)
     model.training_record = record
     adapter.restore_preprocessing(model, record.preprocessing)
+    if record.layer_head is not None:
+        _restore_layer_head(model, source, record.layer_head)
     if record.base_model is not None and (model.base_weights is None or model.base_weights.name is None):
         model.base_weights = WeightsInfo(record.base_model, record.base_model_revision, record.base_model_license)
+
+
+def _restore_layer_head(model: "TransferModel", source: BackboneSource, spec: dict) -> None:
+    """Attach the saved head over several layer groups (``layer_head.safetensors``), exactly as trained."""
+    from tlhub.adapters.model import LayerHead
+    from tlhub.core.record import LAYER_HEAD_FILE
+    from tlhub.errors import TlhubError
+
+    path = source.path / LAYER_HEAD_FILE
+    fix = "copy the whole model folder again (or `tlhub train` again): the head lives in that file, beside the native weights"
+    if not path.is_file():
+        raise TlhubError(f"{source.display_name} was trained with a head over layer groups {spec.get('layers')}, but {LAYER_HEAD_FILE} is missing", fix=fix)
+    try:
+        from safetensors.torch import load_file
+
+        head = LayerHead(spec["layers"], spec["widths"], int(spec["num_classes"]))
+        head.load_state_dict(load_file(str(path)))
+    except (KeyError, TypeError, ValueError, RuntimeError, OSError) as exc:
+        raise TlhubError(f"{path} cannot be read as the layer head {spec}: {exc}", fix=fix) from None
+    if head.linear.out_features != model.num_classes:
+        raise TlhubError(f"{path} has {head.linear.out_features} classes, the model {model.num_classes}", fix=fix)
+    model.set_layer_head(head)
 
 
 def describe(name: str, *, revision: str | None = None, adapter: str | None = None) -> dict[str, Any]:

@@ -10,6 +10,10 @@ Versions of the file:
   name, and there was no ``base_model_license``. :meth:`TrainingRecord.from_dict` reads it.
 - **2**: this dataclass. Keys tlhub does not know (a newer field, or one a plugin added) are kept
   in ``extra`` and written back, never dropped.
+- **3**: adds ``layer_head`` (a head over several layer groups, its weights in
+  ``layer_head.safetensors``), ``layers`` (the per-layer evidence) and ``probe`` (how the linear
+  probe chose its regularisation). A version-2 reader would load such a model without its head,
+  so it is told to upgrade instead.
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ from tlhub.errors import ConfigError, TlhubError
 from tlhub.fileio import write_json_atomic
 
 RECORD_FILE = "tlhub.json"
+#: the weights of a head over several layer groups (``TrainingRecord.layer_head``), beside the native files
+LAYER_HEAD_FILE = "layer_head.safetensors"
 #: The version this code writes. Bump it when a field changes meaning, and teach ``from_dict``
 #: to read the previous one.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: A Hub repo id, ``ORG/NAME`` (what the Hub accepts as a card's ``base_model``).
 
@@ -88,6 +94,13 @@ class TrainingRecord:
     class_weights: dict[str, Any] | None = None
     #: repeated runs (``--repeats K``, tlhub.engine.repeats): every seed's scores, mean ± sd, which was kept and why
     repeats: dict[str, Any] | None = None
+    #: a head over several layer groups: ``{"layers", "widths", "num_classes"}`` (weights in LAYER_HEAD_FILE);
+    #: ``None`` when the native classifier is the head
+    layer_head: dict[str, Any] | None = None
+    #: stage 2's evidence (``tlhub.engine.layers.LayerEvidence.to_dict``): per-layer scores, the chosen groups and why, unfreeze
+    layers: dict[str, Any] | None = None
+    #: the linear probe's fit: solver, the L2 strength chosen and the scores it was chosen by
+    probe: dict[str, Any] | None = None
     tlhub_version: str | None = None
     versions: dict[str, str] = field(default_factory=dict)
     #: keys of the file this version does not know, kept so that nothing is lost on rewrite
@@ -184,6 +197,9 @@ class TrainingRecord:
                 data_checks=dict(known.get("data_checks") or {}),
                 class_weights=dict(known["class_weights"]) if known.get("class_weights") else None,
                 repeats=dict(known["repeats"]) if known.get("repeats") else None,  # absent in older records
+                layer_head=dict(known["layer_head"]) if known.get("layer_head") else None,  # version 3
+                layers=dict(known["layers"]) if known.get("layers") else None,
+                probe=dict(known["probe"]) if known.get("probe") else None,
                 tlhub_version=known.get("tlhub_version"),
                 versions=dict(known.get("versions") or {}),
                 extra=extra,

@@ -10,9 +10,12 @@ Layout (everything a model card or a Space needs, read from files, never retyped
       training_log.json    # one row per epoch: stage, epoch, losses, validation metrics, lr
       images/confusion_matrix.png, images/training_curves.png
       examples/            # a few validation inputs (for Spaces)
+      layer_head.safetensors, layers.json   # only for a head over several layer groups (feature_layers)
 
 The native files alone load without tlhub (``timm.create_model("local-dir:...")``,
-``AutoModelForSequenceClassification.from_pretrained``).
+``AutoModelForSequenceClassification.from_pretrained``). A head over several layer groups is no
+part of any library's format: the native files then hold the backbone (its own classifier is not
+the trained head), and only ``tlhub.create_model`` loads the model as trained.
 """
 
 from __future__ import annotations
@@ -27,15 +30,16 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from tlhub.adapters.contract import WeightsInfo
 from tlhub.adapters.registry import get_adapter
 from tlhub.adapters.source import hub_repo_id
-from tlhub.core.record import RECORD_FILE, TrainingRecord  # RECORD_FILE: one of the folder's names below
+from tlhub.core.record import LAYER_HEAD_FILE, RECORD_FILE, TrainingRecord  # RECORD_FILE: one of the folder's names below
 from tlhub.fileio import swap_in, write_json_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
     from tlhub.adapters.model import TransferModel
 
-__all__ = ["RECORD_FILE", "EVAL_FILE", "LOG_FILE", "IMAGES_DIR", "EXAMPLES_DIR", "save_model", "training_record", "load_record", "load_json", "package_versions"]
+__all__ = ["RECORD_FILE", "LAYER_HEAD_FILE", "LAYERS_FILE", "EVAL_FILE", "LOG_FILE", "IMAGES_DIR", "EXAMPLES_DIR", "save_model", "training_record", "load_record", "load_json", "package_versions"]
 
 EVAL_FILE = "eval_results.json"
+LAYERS_FILE = "layers.json"
 LOG_FILE = "training_log.json"
 IMAGES_DIR = "images"
 EXAMPLES_DIR = "examples"
@@ -80,6 +84,10 @@ def save_model(
     staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.saving-"))
     try:
         adapter.save_native(model, str(staging))
+        if model.layer_head is not None:
+            from safetensors.torch import save_file
+
+            save_file({k: v.detach().cpu().contiguous() for k, v in model.layer_head.state_dict().items()}, str(staging / LAYER_HEAD_FILE))
         record.save(staging)
         for name, data in (extra_files or {}).items():
             write_json_atomic(staging / name, data)
@@ -116,6 +124,7 @@ def training_record(model: "TransferModel", **run: Any) -> TrainingRecord:
         base_model_license=weights.license,
         tlhub_version=versions.get("tlhub"),
         versions=versions,
+        layer_head=model.layer_head.spec() if model.layer_head is not None else None,
         **run,
     )
 

@@ -67,7 +67,7 @@ class TrainConfig:
     class_weights: str = "auto"  # loss weights per class: auto (balanced when the largest training class is over 3x the smallest), balanced, none
     unfreeze: str = "all"  # layer groups to unfreeze when fine-tuning: "all", a number (last N), or auto (from the per-layer probe scores)
     feature_layers: str = "last"  # layer groups the probe's head reads: last, all, or indices such as "3,5,7" (see tlhub describe)
-    layer_selection: str = "greedy"  # with several feature_layers: greedy (forward selection on validation/CV) or none (use them all)
+    layer_selection: str = "greedy"  # with several feature_layers: greedy (forward selection by leave-one-out accuracy on the training split) or none (use them all)
     unfreeze_every: int = 1  # gradual-unfreeze: epochs between unfreezing one more group
     norm_eval: bool = False  # keep BatchNorm statistics frozen while fine-tuning
     ema_decay: float | None = None  # fine-tuning: validate and keep an exponential moving average of the weights

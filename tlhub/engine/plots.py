@@ -1,4 +1,4 @@
-"""Figures for model cards and Spaces: the confusion matrix and the training curves.
+"""Figures for model cards and Spaces: the confusion matrix, the training curves, the per-layer scores.
 
 matplotlib is imported only when a figure is drawn, and figures are rendered on their own Agg
 canvas (never through pyplot), so plotting works headless, in threads, and leaves pyplot's global
@@ -309,3 +309,47 @@ def plot_training_curves(history: Sequence[dict], path: str | os.PathLike, *, ti
 
 
 __all__ = ["plot_confusion_matrix", "plot_training_curves"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Which layers transfer
+# ---------------------------------------------------------------------------------------------
+def plot_layer_scores(evidence: Any, path: str | os.PathLike, *, title: str | None = None) -> Path:
+    """Draw the probe accuracy of each layer group alone (``evidence``: a
+    :class:`tlhub.engine.layers.LayerEvidence` or its dict) as bars from input to output, the
+    groups the head reads highlighted, the chosen set's score as a line and the unfreeze
+    recommendation as a shaded span."""
+    from tlhub.engine.layers import LayerEvidence
+
+    ev = evidence if isinstance(evidence, LayerEvidence) else LayerEvidence.from_dict(evidence)
+    if not ev.scores:
+        raise DataError("no per-layer scores to plot", fix="train with feature_layers: all (or unfreeze: auto) to score the layers")
+    n = len(ev.group_names)
+    x = np.arange(n)
+    scores = np.asarray([ev.scores.get(i, np.nan) for i in range(n)], dtype=float)
+    fig = _new_figure(max(6.0, 0.55 * n + 2.5), 4.2)
+    ax = fig.add_subplot(1, 1, 1)
+    if ev.unfreeze:
+        ax.axvspan(n - ev.unfreeze - 0.5, n - 0.5, color="#fde7d3", zorder=0, label=f"recommended to unfreeze ({ev.unfreeze})")
+    colours = ["#1f77b4" if i in ev.chosen else "#aec7e8" for i in range(n)]
+    bars = ax.bar(x, scores, color=colours, edgecolor="#4d4d4d", linewidth=0.6, zorder=2)
+    for bar, value in zip(bars, scores):
+        if np.isfinite(value):
+            ax.annotate(f"{value:.3f}", (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom", fontsize=7,
+                        xytext=(0, 2), textcoords="offset points")
+    if ev.chosen_score is not None:
+        ax.axhline(ev.chosen_score, color="#d62728", linestyle="--", linewidth=1.2, zorder=3,
+                   label=f"head on groups {', '.join(map(str, ev.chosen))}: {ev.chosen_score:.3f}")
+    finite = scores[np.isfinite(scores)]
+    low = float(min(finite.min(), ev.chosen_score if ev.chosen_score is not None else 1.0))
+    ax.set_ylim(max(0.0, low - 0.1), min(1.0, max(float(finite.max()), ev.chosen_score or 0.0) + 0.06))
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"{i}\n{_shorten(name, 14)}" for i, name in enumerate(ev.group_names)], fontsize=7)
+    ax.set_xlabel("layer group (input → output); dark: read by the head")
+    ax.set_ylabel(f"probe accuracy ({ev.scored_by})")
+    ax.grid(True, axis="y", color="#d0d0d0", linewidth=0.6, zorder=1)
+    ax.set_axisbelow(True)
+    if ev.chosen_score is not None or ev.unfreeze:
+        ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
+    ax.set_title(title or "Linear-probe accuracy of each layer group alone", fontsize=10)
+    return _save(fig, path)

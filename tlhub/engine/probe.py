@@ -8,7 +8,7 @@ API (also used by ``tlhub select``)::
     probe.accuracy(test_x, test_y); probe.logits(x)                  # numpy in, numpy out
     weight, bias = probe.weight, probe.bias                          # a Linear on RAW features
     cv_accuracy(x, y, folds=5, seed=0)                               # stratified k-fold accuracy
-    scores = layer_scores({i: x_i}, y, seed=0)                       # one probe per layer group
+    scores = layer_scores({i: x_i}, y, seed=0)                       # each layer group alone (leave-one-out ridge)
     chosen = select_layers({i: x_i}, y, seed=0)                      # greedy forward selection
 
 Why not the old head trained by AdamW at a fixed lr: the scale of features differs by orders of
@@ -22,8 +22,9 @@ the weights afterwards, so the result is an ordinary linear layer on the raw fea
 
 Several layer groups: each feature is standardised, then each group is scaled so that its
 total variance is the same whatever its width (a 1,280-wide group does not drown a 32-wide one
-under the shared L2 penalty); the groups are chosen by greedy forward selection on validation /
-cross-validation scores. Test data never enters any of it.
+under the shared L2 penalty); the groups are chosen by greedy forward selection on the exact
+leave-one-out accuracy of a ridge classifier on the training split (:func:`loo_accuracy`: cheap
+enough to score every combination the search tries). Test data never enters any of it.
 """
 
 from __future__ import annotations
@@ -191,31 +192,65 @@ def cv_accuracy(x, y, folds: int = 5, seed: int = 0, *, Cs: Sequence[float] = DE
     return max(scores.values())
 
 
+#: Ridge strengths tried when scoring layers, per feature of the standardised input (the penalty
+#: grows with the width, so a wide group and a narrow one are judged on the same footing).
+RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-3, 2, 11))
+#: Scoring layers looks at most this many training examples (a stratified draw): the exact
+#: leave-one-out costs one eigendecomposition of an n x n (or width x width) matrix.
+MAX_SCORING_EXAMPLES = 4000
+SCORED_BY = "leave-one-out ridge"
+
+
+def loo_accuracy(x, y, *, groups: Sequence[int] | None = None, alphas: Sequence[float] = RIDGE_ALPHAS) -> tuple[float, float]:
+    """``(accuracy, alpha)``: the exact leave-one-out accuracy of a ridge classifier on the
+    standardised features (per-group scaling as the probe's), best over ``alphas``.
+
+    Why ridge and not the logistic probe itself: scikit-learn's ``RidgeClassifierCV`` gets every
+    leave-one-out prediction for every alpha from one eigendecomposition, where k-fold CV of the
+    logistic probe refits k x |C| times. Scoring the 8 groups of EfficientNet-Lite0 and a greedy
+    search over their combinations on 1,000 images took 2 s this way against 229 s with 3-fold
+    logistic CV. These scores only rank layers; the head itself is still the logistic probe.
+    """
+    from sklearn.linear_model import RidgeClassifierCV
+
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.int64)
+    z = Standardizer.fit(x, groups)(x)
+    model = RidgeClassifierCV(alphas=np.asarray(alphas) * z.shape[1], scoring="accuracy").fit(z, y)
+    return float(model.best_score_), float(model.alpha_ / z.shape[1])
+
+
+def _scoring_subset(y: np.ndarray, seed: int, limit: int = MAX_SCORING_EXAMPLES) -> np.ndarray:
+    """Indices of at most ``limit`` examples, stratified by class (all of them when fewer)."""
+    if len(y) <= limit:
+        return np.arange(len(y))
+    from sklearn.model_selection import train_test_split
+
+    keep, _ = train_test_split(np.arange(len(y)), train_size=limit, stratify=y, random_state=seed)
+    return np.sort(keep)
+
+
 def _concat(layers: Mapping[int, np.ndarray], chosen: Sequence[int]) -> tuple[np.ndarray, list[int]]:
     parts = [np.asarray(layers[i], dtype=np.float64) for i in chosen]
     return np.concatenate(parts, axis=1), [p.shape[1] for p in parts]
 
 
-def layer_scores(train: Mapping[int, np.ndarray], y, val: Mapping[int, np.ndarray] | None = None, val_y=None, *,
-                 seed: int = 0, folds: int = 5, Cs: Sequence[float] = DEFAULT_CS) -> dict[int, dict]:
-    """For each layer group alone: ``{index: {"score", "C", "scored_by"}}`` (validation, else k-fold CV)."""
+def layer_scores(train: Mapping[int, np.ndarray], y, *, seed: int = 0) -> dict[int, dict]:
+    """For each layer group alone: ``{index: {"score", "alpha", "scored_by"}}``, the
+    leave-one-out accuracy of :func:`loo_accuracy` on the training split."""
     y = np.asarray(y, dtype=np.int64)
-    k = int(max(y.max(), np.asarray(val_y).max() if val_y is not None and len(val_y) else 0)) + 1
+    keep = _scoring_subset(y, seed)
     out = {}
     for i in train:
-        scores, how = _scores(np.asarray(train[i], dtype=np.float64), y,
-                              None if val is None else np.asarray(val[i], dtype=np.float64),
-                              None if val_y is None else np.asarray(val_y, dtype=np.int64), Cs,
-                              seed=seed, folds=folds, groups=None, num_classes=k)
-        best = max(scores.values())
-        out[int(i)] = {"score": best, "C": min(c for c, s in scores.items() if s >= best - 1e-12), "scored_by": how}
+        score, alpha = loo_accuracy(np.asarray(train[i])[keep], y[keep])
+        out[int(i)] = {"score": score, "alpha": alpha, "scored_by": SCORED_BY}
     return out
 
 
 @dataclass
 class LayerSelection:
     layers: list[int]  # chosen layer-group indices, ascending
-    score: float  # the validation / CV score of the chosen set
+    score: float  # the leave-one-out score of the chosen set
     scored_by: str
     single: dict[int, dict]  # layer_scores of every candidate
     steps: list[dict]  # greedy steps: {"added", "score", "gain"}
@@ -226,46 +261,38 @@ class LayerSelection:
                 "reason": self.reason, "single_layer_scores": {str(k): v for k, v in self.single.items()}}
 
 
-def select_layers(train: Mapping[int, np.ndarray], y, val: Mapping[int, np.ndarray] | None = None, val_y=None, *,
-                  seed: int = 0, folds: int = 5, max_layers: int = 4, min_gain: float = MIN_GAIN,
-                  Cs: Sequence[float] = DEFAULT_CS, single: dict[int, dict] | None = None) -> LayerSelection:
-    """Greedy forward selection of layer groups by validation (or k-fold CV) accuracy.
+def select_layers(train: Mapping[int, np.ndarray], y, *, seed: int = 0, max_layers: int = 4, min_gain: float = MIN_GAIN,
+                  single: dict[int, dict] | None = None) -> LayerSelection:
+    """Greedy forward selection of layer groups by leave-one-out accuracy on the training split.
 
     Starts from the best single group; adds the group that raises the score most, while it
-    raises it by more than ``min_gain``, up to ``max_layers`` groups. Each candidate set is scored
-    with C near the previous best (x1/3, x1, x3), which keeps the search to a few fits a step.
+    raises it by more than ``min_gain``, up to ``max_layers`` groups.
     """
     y = np.asarray(y, dtype=np.int64)
-    single = single if single is not None else layer_scores(train, y, val, val_y, seed=seed, folds=folds, Cs=Cs)
-    k = int(max(y.max(), np.asarray(val_y).max() if val_y is not None and len(val_y) else 0)) + 1
+    single = single if single is not None else layer_scores(train, y, seed=seed)
+    keep = _scoring_subset(y, seed)
     # ties: the later group (closer to the head: the usual choice, and the cheaper one to compute)
     first = max(single, key=lambda i: (single[i]["score"], i))
-    chosen, score, C = [first], single[first]["score"], single[first]["C"]
-    how = single[first]["scored_by"]
+    chosen, score = [first], single[first]["score"]
     steps = [{"added": first, "score": score, "gain": None}]
     while len(chosen) < max_layers:
         best = None
-        grid = sorted({c for c in (C / 3, C, C * 3)})
         for i in train:
             if i in chosen:
                 continue
-            cand = sorted(chosen + [i])
-            x, widths = _concat(train, cand)
-            vx = None if val is None else _concat(val, cand)[0]
-            scores, _ = _scores(x, y, vx, None if val_y is None else np.asarray(val_y, dtype=np.int64), grid,
-                                seed=seed, folds=folds, groups=widths, num_classes=k)
-            s = max(scores.values())
-            c = min(cc for cc, ss in scores.items() if ss >= s - 1e-12)
+            x, widths = _concat(train, sorted(chosen + [i]))
+            s, _ = loo_accuracy(x[keep], y[keep], groups=widths)
             if best is None or s > best[1]:
-                best = (i, s, c)
+                best = (i, s)
         if best is None or best[1] - score <= min_gain:
             break
         steps.append({"added": best[0], "score": best[1], "gain": best[1] - score})
-        chosen, score, C = sorted(chosen + [best[0]]), best[1], best[2]
-    reason = (f"greedy forward selection by {how} accuracy: started from group {first} alone ({single[first]['score']:.4f}), "
+        chosen, score = sorted(chosen + [best[0]]), best[1]
+    reason = (f"greedy forward selection by {SCORED_BY} accuracy on the training split: started from group {first} alone "
+              f"({single[first]['score']:.4f}), "
               + ("; ".join(f"added group {s['added']} (+{s['gain']:.4f})" for s in steps[1:]) or "no other group added more than "
                  f"{min_gain:g}") + f"; stopped at {score:.4f}")
-    return LayerSelection(sorted(chosen), score, how, single, steps, reason)
+    return LayerSelection(sorted(chosen), score, SCORED_BY, single, steps, reason)
 
 
 def unfreeze_recommendation(scores: Mapping[int, float], num_groups: int) -> tuple[int, str]:

@@ -27,7 +27,7 @@ from torch import nn
 
 from tlhub.engine.config import TrainConfig
 from tlhub.errors import ConfigError
-from tlhub.core.saving import EXAMPLES_DIR, IMAGES_DIR, LOG_FILE, save_model
+from tlhub.core.saving import EXAMPLES_DIR, IMAGES_DIR, LAYERS_FILE, LOG_FILE, save_model
 from tlhub.fileio import write_json_atomic
 from tlhub.engine.checkpoints import Checkpoints, RunFolder, RunState
 from tlhub.engine.strategies import Stage, plan_stages
@@ -146,17 +146,17 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, **overri
     model.init_head()
     _apply_overrides(model, cfg)
     groups = model.layer_groups()
+    loop = Loop(cfg, accelerator, adapter, model, data)
     lap("model")
 
-    # 4. the plan
+    # 4. stage 2's evidence, when asked for: how well each layer group's features alone separate
+    #    the classes (k-fold CV of the training split), which groups the head reads, and how many
+    #    groups to unfreeze. It decides the head's shape, so it comes before a resume loads weights.
+    layers = None
     if cfg.feature_layers != "last" or cfg.unfreeze == "auto":
-        # The hooks (TransferModel.forward_layer_features), the layer cache and the probe's layer
-        # selection exist (tlhub.engine.probe), but a head over several layers is not yet saved and
-        # reloaded: refused here rather than silently trained on, or saved as, the last layer.
-        raise ConfigError(f"feature_layers={cfg.feature_layers!r} / unfreeze={cfg.unfreeze!r}: training a head over several layers "
-                          "and unfreeze: auto are not wired into tlhub train yet (issue 12, steps 2-4)",
-                          fix="use feature_layers: last and a fixed unfreeze; tlhub.engine.probe.layer_scores/select_layers give the per-layer evidence in Python")
-    stages = plan_stages(cfg, len(groups))
+        layers = loop.layer_evidence()
+        lap("layers")
+    stages = plan_stages(cfg, len(groups), recommended_unfreeze=layers.unfreeze if layers else None)
     say(f"strategy  {cfg.strategy}: " + " -> ".join(f"{s.name} ({s.epochs} ep, lr {s.lr:g})" for s in stages))
 
     # 5. resume where a previous run of the same config stopped; a run that replaces another is
@@ -174,7 +174,6 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, **overri
         (work / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
         write_json_atomic(work / "data_report.json", data.report.to_dict())
 
-    loop = Loop(cfg, accelerator, adapter, model, data)
     for index, stage in enumerate(stages):
         if index < state.stage_index:
             continue
@@ -197,7 +196,7 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, **overri
     example = None
     if accelerator.is_main_process:
         _save(model, adapter, cfg, data, stages, state, result, work / "model", checkpoints, accelerator,
-              data_checks=checks.summary_dict(), class_weights=loop.class_weights)
+              data_checks=checks.summary_dict(), class_weights=loop.class_weights, layers=layers, probe=loop.probe_info)
         example = loop.example_prediction()
         write_json_atomic(work / "metrics.json", result.to_dict())
     run_folder.finish()  # a run written aside replaces the old one now (waits for every process)
@@ -236,6 +235,7 @@ class Loop:
         self.feature_tables: dict[str, Any] = {}
         self.feature_hits: dict[str, bool] = {}
         self.probe_info: dict[str, Any] | None = None  # how the closed-form probe chose its regularisation (the record)
+        self.layer_tables: list[int] | None = None  # the layer groups cached per split once layer_evidence ran (all of them)
         self.ema = None  # the weight average of the current stage (cfg.ema_decay)
 
     # -- data ---------------------------------------------------------------------------------
@@ -256,13 +256,15 @@ class Loop:
         )
         return self.accelerator.prepare_data_loader(loader)
 
-    def features(self, split: str, view: str = ""):
+    def features(self, split: str, view: str = "", layers: list[int] | None = None):
         """Cached frozen features of a split (computed on first use, reused by later runs).
 
         ``view="hflip"`` gives the features of the horizontally flipped images: a second view
         of every training image for the probe, at the cost of one more pass of the backbone.
+        ``layers``: the pooled output of each of these layer groups (columns ``layer_i``, one
+        pass of the backbone for all of them) instead of the last layer's features.
         """
-        name = f"{split}:{view}" if view else split
+        name = (f"{split}:{view}" if view else split) + (f"[{len(layers)} layers]" if layers is not None else "")
         if name not in self.feature_tables:
             from tlhub.engine.features import cache_key, cached_features
 
@@ -274,14 +276,57 @@ class Loop:
                 return (_hflip(batch, image_key) for batch in base)
 
             fingerprint = self.data.fingerprints[split] + (f":{view}" if view else "")
-            key = cache_key(self.model, self.adapter.preprocessing(self.model).fingerprint(), fingerprint)
+            key = cache_key(self.model, self.adapter.preprocessing(self.model).fingerprint(), fingerprint, layers=layers)
             table, hit = cached_features(
-                self.model, loader, key=key, cache_dir=self.cfg.cache_dir, accelerator=self.accelerator, desc=f"features {name}"
+                self.model, loader, key=key, cache_dir=self.cfg.cache_dir, accelerator=self.accelerator, desc=f"features {name}", layers=layers
             )
-            self.accelerator.print(f"features  {name}: {'cache hit' if hit else 'computed and cached'} ({len(table):,} x {self.model.num_features})")
+            width = self.model.num_features if layers is None else sum(table.features[f"layer_{i}"].length for i in layers)
+            self.accelerator.print(f"features  {name}: {'cache hit' if hit else 'computed and cached'} ({len(table):,} x {width})")
             self.feature_tables[name] = table
             self.feature_hits[name] = hit
         return self.feature_tables[name]
+
+    def cached_inputs(self, split: str, view: str = ""):
+        """``(x, y)`` tensors of what the head reads, from the feature cache: the last layer's
+        features, or the concatenated features of the layer head's groups."""
+        head = self.model.layer_head
+        if head is None:
+            return _tensors(self.features(split, view), self.accelerator.device)
+        from tlhub.engine.features import as_layer_arrays
+
+        arrays, y = as_layer_arrays(self.features(split, view, layers=self.layer_tables), head.layers)
+        x = np.concatenate([arrays[i] for i in head.layers], axis=1)
+        return torch.from_numpy(x).to(self.accelerator.device), torch.from_numpy(y).to(self.accelerator.device)
+
+    def head_logits(self, x):
+        """The head alone on cached inputs (:meth:`cached_inputs`)."""
+        head = self.model.layer_head
+        return head.linear(x) if head is not None else self.model.forward_head(x)
+
+    def layer_evidence(self):
+        """Score every layer group alone, choose the groups the head reads, recommend how many to
+        unfreeze (:mod:`tlhub.engine.layers`); attach a head over several groups when the choice
+        is more than the last group. Reads the training split only (k-fold CV): the validation
+        split stays held out for the probe's regularisation and the epochs, the test split for
+        the end."""
+        from tlhub.engine.features import as_layer_arrays
+        from tlhub.engine.layers import gather_layer_evidence
+
+        groups = self.model.layer_groups()
+        self.layer_tables = list(range(len(groups)))
+        arrays, y = as_layer_arrays(self.features("train", layers=self.layer_tables), self.layer_tables)
+        evidence = gather_layer_evidence(self.cfg, [g.name for g in groups], arrays, y, progress=self.accelerator.is_local_main_process)
+        for line in evidence.summary_lines():
+            self.accelerator.print(f"layers    {line}")
+        if evidence.chosen != [len(groups) - 1]:
+            from tlhub.adapters.model import LayerHead
+
+            head = LayerHead(evidence.chosen, [arrays[i].shape[1] for i in evidence.chosen], len(self.data.labels))
+            with torch.no_grad():  # zero-init, as every new head (uniform logits)
+                head.linear.weight.zero_()
+                head.linear.bias.zero_()
+            self.model.set_layer_head(head.to(self.accelerator.device))
+        return evidence
 
     # -- one stage ----------------------------------------------------------------------------
     def run_stage(self, stage: Stage, state: RunState, checkpoints: "Checkpoints") -> None:
@@ -304,11 +349,11 @@ class Loop:
         schedule runs out (the best epoch is still chosen).
         """
         cfg, accelerator, model = self.cfg, self.accelerator, self.model
-        train_x, train_y = _tensors(self.features("train"), accelerator.device)
+        train_x, train_y = self.cached_inputs("train")
         if cfg.probe_hflip and self.adapter.modality == "image":
-            flip_x, flip_y = _tensors(self.features("train", view="hflip"), accelerator.device)
+            flip_x, flip_y = self.cached_inputs("train", view="hflip")
             train_x, train_y = torch.cat([train_x, flip_x]), torch.cat([train_y, flip_y])
-        val_x, val_y = _tensors(self.features("validation"), accelerator.device)
+        val_x, val_y = self.cached_inputs("validation")
         model.to(accelerator.device)  # every process trains the same head on the same cache
         if cfg.probe_solver == "lbfgs" and _linear_head(model) is not None:
             self._closed_form_probe(stage, state, checkpoints, train_x, train_y, val_x, val_y)
@@ -318,7 +363,7 @@ class Loop:
             checkpoints.load_optimizer(optimizer, scheduler)
         self.ema = None
         self._announce(stage, ", on cached features")
-        head, best_head = set(model.head_parameter_names()), None
+        head, best_head = set(model.all_head_parameter_names()), None
         while state.stage_epoch < stage.epochs:
             started = time.perf_counter()
             model.train()
@@ -343,8 +388,10 @@ class Loop:
         cfg, model = self.cfg, self.model
         started = time.perf_counter()
         self._announce(stage, ", on cached features (logistic regression, C chosen on validation)")
+        layer_head = model.layer_head
         probe = fit_probe(train_x.cpu().numpy(), train_y.cpu().numpy(), val_x.cpu().numpy(), val_y.cpu().numpy(),
                           seed=cfg.seed, num_classes=len(self.data.labels),
+                          groups=layer_head.widths if layer_head is not None else None,  # equal say per layer group
                           # the validation split stays held out: it scores this head, and later stages
                           # (lp-ft's fine-tune, --repeats) choose by it
                           refit_on_validation=False)
@@ -355,7 +402,7 @@ class Loop:
         train_seconds = time.perf_counter() - started
         model.eval()
         with torch.inference_mode():
-            train_loss = nn.functional.cross_entropy(model.forward_head(train_x), train_y).item()
+            train_loss = nn.functional.cross_entropy(self.head_logits(train_x), train_y).item()
         val_loss, val_acc = self._validate_on_cache(val_x, val_y)
         self.probe_info = {"solver": "lbfgs", **probe.to_dict()}
         accelerator = self.accelerator
@@ -365,7 +412,7 @@ class Loop:
         state.stage_epoch = stage.epochs - 1  # one solve stands for the whole stage
         improved, _ = self._end_epoch(stage, state, optimizer, started, train_seconds, train_loss, len(train_y), val_loss, val_acc, patience=None)
         if improved:
-            head = set(model.head_parameter_names())
+            head = set(model.all_head_parameter_names())
             checkpoints.save_best(model, replace={n: p.detach().clone() for n, p in model.named_parameters() if n in head})
         checkpoints.save(model, optimizer, scheduler, state, cfg, best=False)
 
@@ -501,7 +548,7 @@ class Loop:
         total = 0.0
         for start in range(0, len(y), self.cfg.batch_size):
             idx = order[start : start + self.cfg.batch_size]
-            loss = self.criterion(self.model.forward_head(x[idx]), y[idx])
+            loss = self.criterion(self.head_logits(x[idx]), y[idx])
             loss.backward()
             optimizer.step()
             scheduler.step()
@@ -512,7 +559,7 @@ class Loop:
     def _validate_on_cache(self, x, y) -> tuple[float, float]:
         self.model.eval()
         with torch.inference_mode():
-            logits = self.model.forward_head(x)
+            logits = self.head_logits(x)
             return nn.functional.cross_entropy(logits, y).item(), (logits.argmax(-1) == y).float().mean().item()
 
     # -- the end ------------------------------------------------------------------------------
@@ -525,9 +572,9 @@ class Loop:
             self.accelerator.print("no test split: the final evaluation uses the validation split, which also chose the best epoch")
         self.model.eval()
         if self.cfg.strategy == "feature-extraction" and self.cfg.feature_cache:
-            x, y = _tensors(self.features(split), self.accelerator.device)
+            x, y = self.cached_inputs(split)
             with torch.inference_mode():
-                logits = self.model.forward_head(x)
+                logits = self.head_logits(x)
                 loss = nn.functional.cross_entropy(logits, y).item()
             preds, refs = logits.argmax(-1).cpu().numpy(), y.cpu().numpy()
         else:
@@ -646,6 +693,8 @@ def _image_tensor(batch: dict, key: str):
 
 def _linear_head(model):
     """``(weight, bias)`` when the model's head is one linear layer (what a linear probe can fill), else ``None``."""
+    if model.layer_head is not None:
+        return model.layer_head.linear.weight, model.layer_head.linear.bias
     params = dict(model.named_parameters())
     head = [params[n] for n in model.head_parameter_names()]
     weights = [p for p in head if p.ndim == 2]
@@ -663,7 +712,7 @@ def _tensors(table, device):
 
 
 def _save(model, adapter, cfg, data, stages, state, result, model_dir: Path, checkpoints, accelerator,
-          *, data_checks: dict | None = None, class_weights: dict | None = None) -> None:
+          *, data_checks: dict | None = None, class_weights: dict | None = None, layers=None, probe: dict | None = None) -> None:
     """The saved model: native weights + record + evaluation + curves + a few examples."""
     from tlhub.engine.plots import plot_training_curves
 
@@ -672,6 +721,11 @@ def _save(model, adapter, cfg, data, stages, state, result, model_dir: Path, che
         if state.history:
             plot_training_curves(state.history, staging / IMAGES_DIR / "training_curves.png", title=f"{cfg.strategy} on {data.source_name}")
         _write_examples(data, adapter, staging / EXAMPLES_DIR)
+        if layers is not None:
+            from tlhub.engine.plots import plot_layer_scores
+
+            write_json_atomic(staging / LAYERS_FILE, layers.to_dict())
+            plot_layer_scores(layers, staging / IMAGES_DIR / "layer_scores.png", title=f"each layer group alone, {data.source_name}")
 
     from tlhub.core.record import DatasetInfo
     from tlhub.core.saving import training_record
@@ -693,6 +747,8 @@ def _save(model, adapter, cfg, data, stages, state, result, model_dir: Path, che
         mixed_precision=accelerator.mixed_precision,
         data_checks=data_checks or {},
         class_weights=class_weights,
+        layers=layers.to_dict() if layers is not None else None,
+        probe=probe,
     )
     save_model(model, model_dir, record=record, extra_files={LOG_FILE: state.history}, writers=[write_extras])
 

@@ -102,6 +102,7 @@ LOG_ROWS = 12
 IMAGE_CAPTIONS = {
     "confusion_matrix.png": "Confusion matrix on the held-out split",
     "training_curves.png": "Training curves (loss and validation metrics per epoch)",
+    "layer_scores.png": "Linear-probe accuracy of each layer group alone (training split, leave-one-out); dark: the groups the head reads",
 }
 
 
@@ -636,6 +637,19 @@ def card_values(saved: SavedModel, repo_id: str, *, space_id: str | None = None,
         repeats = {"table": _table(["seed", "validation accuracy", f"{split} accuracy", ""], rows), "mean_sd": mean_sd,
                    "k": len(rows), "kept_seed": rep.get("kept_seed"), "why": rep.get("kept_because")}
 
+    # -- stage 2's evidence: which layers the head reads, and what loads where
+    layers = None
+    ev = record.layers
+    if ev and ev.get("groups"):
+        rows = [[g["index"], f"`{g['name']}`", g.get("width"), _fmt(g["cv_accuracy"]) if g.get("cv_accuracy") is not None else "",
+                 "read by the head" if g["index"] in (ev.get("chosen") or []) else ""] for g in ev["groups"]]
+        layers = {"table": _table(["group", "name", "width", f"accuracy alone ({ev.get('scored_by', '')})", ""], rows),
+                  "selection": ev.get("selection"), "unfreeze": ev.get("unfreeze_reason") or None,
+                  "chosen": ", ".join(f"{i} (`{n}`)" for i, n in zip(ev.get("chosen") or [], ev.get("chosen_names") or []))}
+    layer_head = None
+    if record.layer_head:
+        layer_head = {"layers": ", ".join(map(str, record.layer_head.get("layers") or [])), "library": saved.library_name or "its library"}
+
     resolved_config = None
     if config:
         import yaml
@@ -680,6 +694,8 @@ def card_values(saved: SavedModel, repo_id: str, *, space_id: str | None = None,
         "versions": ", ".join(f"{k} {v}" for k, v in record.versions.items()),
         "resolved_config": resolved_config,
         "repeats": repeats,
+        "layers": layers,
+        "layer_head": layer_head,
     }
 
 

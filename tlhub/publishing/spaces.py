@@ -137,6 +137,10 @@ def _template_dir(saved: SavedModel, spec) -> Path:
         return path
     root = templates_root()
     library = saved.library_name or ""
+    if saved.record.layer_head is not None:
+        # a head over several layer groups loads only through tlhub: the library's own template
+        # would load the native classifier, which is not the trained head
+        return root / "tlhub"
     if library and (root / library / "app.py").is_file():
         return root / library
     return root / "tlhub"

@@ -68,7 +68,9 @@ class TransformersTransferModel(TransferModel):
         return result
 
     def forward_features(self, batch):
-        self.forward(batch)
+        # the model's own forward (not self.forward: with a layer head that reads other layers)
+        # runs the classifier, whose input is captured
+        self.hf_model(**{k: v for k, v in batch.items() if k != "labels"})
         return self._features.take()
 
     def forward_head(self, features):

@@ -17,6 +17,9 @@ Sections:
   doctor         the data doctor on Fashion-MNIST (100 per class + the 10k test images) with planted
                  defects: precision/recall per detector, wall time against one feature pass
   imbalance      a 10:1 skewed Fashion-MNIST subset: balanced accuracy, class_weights auto vs none
+  layers         features from several layers: Protocol A and B probes on the last layer vs the
+                 layers chosen on the training split; cost against the default lp-ft fine-tune;
+                 the all-layer feature pass against the last-layer one; per-layer PNGs
 
 TLHUB_BENCH_QUICK=1 runs the doctor and imbalance sections on a tiny subset (a check that they run).
 
@@ -420,6 +423,97 @@ def imbalance(work: Path) -> None:
             "auto > none" if mode == "auto" else "")
 
 
+# -- which layers transfer (issue 12) ----------------------------------------------------------------
+# Protocol A as in configs/fmnist-protocol-a.yaml, but the fixed default recipe for lp-ft (the
+# reference in shared/ANCHORS.md: `tlhub train --data fashion-mnist --max-train-per-class 100
+# --image-size 96 --crop-pct 1.0`). How each value was chosen: the protocol's values are fixed by
+# it; feature_layers "all" with greedy selection and every probe setting are tlhub's defaults,
+# not tuned on this data (layers chosen by leave-one-out accuracy on the training split, C on
+# the validation split).
+PROTOCOL_A = dict(backbone="tlhub-offline/tf_efficientnet_lite0.in1k", data="fashion-mnist", max_train_per_class=100,
+                  image_size=96, crop_pct=1.0, seed=0)
+
+
+def layers(work: Path) -> None:
+    import shutil
+
+    import tlhub
+
+    RESULTS.mkdir(exist_ok=True)
+    out: dict = {}
+    section = "Protocol A, layers (Lite0, 1,000 images, 10k test)"
+    runs = {}
+    for name, kw in (("last-layer probe", dict(feature_layers="last")), ("multi-layer probe", dict(feature_layers="all"))):
+        cache = tempfile.mkdtemp(prefix="tlhub-bench-cache-")  # cold: the feature pass is part of the cost
+        r = tlhub.train(**PROTOCOL_A, strategy="feature-extraction", **kw, cache_dir=cache, output_dir=str(work / name.replace(" ", "_")))
+        runs[name] = r
+        ci = r.eval.intervals["accuracy"]
+        out[name] = {"accuracy": r.metrics["accuracy"], "interval": [ci.low, ci.high], "seconds": r.seconds, "timings": r.timings}
+    shutil.copy(runs["multi-layer probe"].model_dir / "images" / "layer_scores.png", RESULTS / "layers-lite0-protocol-a.png")
+    lpft = tlhub.train(**PROTOCOL_A, strategy="lp-ft", cache_dir=tempfile.mkdtemp(prefix="tlhub-bench-cache-"), output_dir=str(work / "lpft-default"))
+    fine_tune = lpft.timings.get("stage:fine-tune", lpft.seconds)
+    out["lp-ft default"] = {"accuracy": lpft.metrics["accuracy"], "seconds": lpft.seconds, "timings": lpft.timings}
+    from tlhub.core.record import TrainingRecord
+
+    chosen = TrainingRecord.load(runs["multi-layer probe"].model_dir).layers
+    for name, r in runs.items():
+        ci = r.eval.intervals["accuracy"]
+        row(section, f"{name}: test accuracy [95% bootstrap]", f"{r.metrics['accuracy']:.4f} [{ci.low:.4f}, {ci.high:.4f}] ({r.seconds:.0f} s, feature pass included)",
+            ">= 0.86" if name.startswith("multi") else "")
+    row(section, "layer groups chosen on the training split", f"{chosen['chosen']} ({chosen['selection']})")
+    row(section, "default lp-ft: test accuracy", f"{lpft.metrics['accuracy']:.4f} (fine-tune stage {fine_tune:.0f} s, run {lpft.seconds:.0f} s)")
+    ratio = runs["multi-layer probe"].seconds / fine_tune
+    row(section, "whole multi-layer probe / default lp-ft's fine-tune", f"{ratio:.2f}", "<= 0.20")
+    out["probe_over_finetune"] = ratio
+    out.update(_layer_pass_cost())
+    row(section, "feature pass, all 8 groups / last layer (1,000 images, median of 3)", f"{out['pass_ratio']:.2f}x "
+        f"({out['pass_all_s']:.1f} s / {out['pass_last_s']:.1f} s)", "<= 1.3x")
+
+    section = "Protocol B, layers (MiniLM, 1,000 sentences, 2k test)"
+    for name, kw in (("last-layer probe", dict(feature_layers="last")), ("multi-layer probe", dict(feature_layers="all"))):
+        r = tlhub.train(HERE / "configs" / "vader-protocol-b.yaml", strategy="feature-extraction", **kw,
+                        cache_dir=tempfile.mkdtemp(prefix="tlhub-bench-cache-"), output_dir=str(work / f"vader-{name.replace(' ', '_')}"))
+        out[f"text {name}"] = {"accuracy": r.metrics["accuracy"], "seconds": r.seconds}
+        row(section, f"{name}: test accuracy", f"{r.metrics['accuracy']:.4f} ({r.seconds:.0f} s)", ">= 0.76" if name.startswith("multi") else ">= 0.74")
+        if name.startswith("multi"):
+            shutil.copy(r.model_dir / "images" / "layer_scores.png", RESULTS / "layers-minilm-protocol-b.png")
+            ev = TrainingRecord.load(r.model_dir).layers
+            row(section, "layer groups chosen on the training split", f"{ev['chosen']} ({ev['selection']})")
+    save("layers", out)
+
+
+def _layer_pass_cost(repeats: int = 3) -> dict:
+    """Seconds of one pass over the 1,000 Protocol A training images: the last layer's features
+    against every layer group's (hooks on one forward), alternating, median of ``repeats``."""
+    import torch
+
+    import tlhub
+    from tlhub.core.factory import resolve_backbone
+    from tlhub.data.builtin import load_builtin
+
+    model = tlhub.create_model(PROTOCOL_A["backbone"], labels=[str(i) for i in range(10)]).eval()
+    model.set_input_size(96, 1.0)
+    model.set_channels_last(True)
+    _, adapter = resolve_backbone(PROTOCOL_A["backbone"])
+    collate = adapter.make_collate(model)
+    data, _ = load_builtin("fashion-mnist", progress=False)
+    train = data["train"]
+    labels = train["label"][:3000]
+    picked = [i for c in range(10) for i in [j for j, y in enumerate(labels) if y == c][:100]]
+    batches = [collate([adapter.decode_input(train[i]["input"]) for i in picked[k : k + 128]]) for k in range(0, len(picked), 128)]
+    groups = list(range(len(model.layer_groups())))
+    times: dict[str, list[float]] = {"last": [], "all": []}
+    with torch.inference_mode():
+        for _ in range(repeats):
+            for kind in ("last", "all"):
+                t = time.perf_counter()
+                for b in batches:
+                    model.forward_features(b) if kind == "last" else model.forward_layer_features(b, groups)
+                times[kind].append(time.perf_counter() - t)
+    last, every = statistics.median(times["last"]), statistics.median(times["all"])
+    return {"pass_last_s": last, "pass_all_s": every, "pass_ratio": every / last}
+
+
 SECTIONS = {
     "quality-lpft": quality_lpft,
     "quality-probe": quality_probe,
@@ -430,6 +524,7 @@ SECTIONS = {
     "gpu": gpu,
     "doctor": doctor,
     "imbalance": imbalance,
+    "layers": layers,
 }
 
 

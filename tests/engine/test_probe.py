@@ -111,15 +111,18 @@ def test_loo_accuracy_is_the_leave_one_out_of_a_ridge_classifier():
     from tlhub.engine.probe import Standardizer, loo_accuracy
 
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(60, 5)) + np.repeat(np.eye(3, 5) * 1.5, 20, axis=0)
-    y = np.repeat(np.arange(3), 20)
-    score, alpha = loo_accuracy(x, y, alphas=(0.5,))
-    z = Standardizer.fit(x)(x)
-    hits = []
-    for i in range(len(y)):
-        keep = np.arange(len(y)) != i
-        hits.append(RidgeClassifier(alpha=0.5 * 5).fit(z[keep], y[keep]).predict(z[i : i + 1])[0] == y[i])
-    assert alpha == 0.5 and score == pytest.approx(np.mean(hits))
+    for k in (2, 3):  # binary problems too (scikit-learn's own binary RidgeClassifierCV scores 1.0 on noise)
+        x = rng.normal(size=(60, 5)) + np.repeat(np.eye(k, 5) * 1.5, 60 // k, axis=0)
+        y = np.repeat(np.arange(k), 60 // k)
+        score, alpha = loo_accuracy(x, y, alphas=(0.5,))
+        z = Standardizer.fit(x)(x)
+        hits = []
+        for i in range(len(y)):
+            keep = np.arange(len(y)) != i
+            hits.append(RidgeClassifier(alpha=0.5 * 5).fit(z[keep], y[keep]).predict(z[i : i + 1])[0] == y[i])
+        assert alpha == 0.5 and score == pytest.approx(np.mean(hits))
+        # random labels score near chance
+        assert loo_accuracy(rng.normal(size=(300, 20)), rng.integers(0, k, 300))[0] < 1 / k + 0.1
 
 
 def test_minilm_hidden_layers_are_mean_pooled(offline_assets):

@@ -60,6 +60,9 @@ def test_a_multi_layer_head_reloads_with_identical_logits(tmp_path, offline_asse
     head = LayerHead([3, 5, 7], [40, 112, 1280], 4)
     torch.nn.init.normal_(head.linear.weight, std=0.05)
     model.set_layer_head(head)
+    # the layer head alone trains on a frozen backbone: the native classifier takes no part in forward
+    model.freeze_backbone(0)
+    assert {n for n, p in model.named_parameters() if p.requires_grad} == {"layer_head_module.linear.weight", "layer_head_module.linear.bias"}
     images = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
         before = model({"pixel_values": images})

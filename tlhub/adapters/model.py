@@ -134,7 +134,12 @@ class TransferModel(nn.Module):
         groups = self.layer_groups()
         n = len(groups) if trainable_groups == "all" else int(trainable_groups)
         trainable = {name for g in groups[len(groups) - n :] for name in g.parameter_names} if n > 0 else set()
-        trainable |= set(self.all_head_parameter_names())
+        # the head always trains: with a layer head, that head alone (the native classifier then
+        # takes no part in forward, and a trainable parameter that gets no gradient breaks DDP)
+        head = self.all_head_parameter_names()
+        if self.layer_head is not None:
+            head = [n for n in head if n.startswith("layer_head_module.")]
+        trainable |= set(head)
         for name, param in self.named_parameters():
             param.requires_grad_(name in trainable)
         # re-apply train/eval so frozen BatchNorm layers switch to eval mode now

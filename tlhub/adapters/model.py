@@ -37,6 +37,10 @@ class LayerHead(nn.Module):
         self.layers = [int(i) for i in layers]
         self.widths = [int(w) for w in widths]
         self.linear = nn.Linear(sum(self.widths), num_classes)
+        # starts from zero, as every new head (TransferModel.init_head): uniform logits
+        with torch.no_grad():
+            self.linear.weight.zero_()
+            self.linear.bias.zero_()
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         return self.linear(torch.cat([f.to(self.linear.weight.dtype) for f in features], dim=-1))

@@ -25,6 +25,7 @@ from tlhub.engine.probe import layer_scores, select_layers, unfreeze_recommendat
 if TYPE_CHECKING:  # pragma: no cover
     from tlhub.engine.config import TrainConfig
 
+
 @dataclass
 class LayerEvidence:
     """What the per-layer probes showed, and what was decided from it (saved as ``layers.json``
@@ -32,13 +33,13 @@ class LayerEvidence:
 
     group_names: list[str]
     widths: list[int]
-    scores: dict[int, float]  # layer group -> CV accuracy of a probe on that group alone
+    scores: dict[int, float]  # layer group -> leave-one-out accuracy of a probe on that group alone
     scored_by: str
     candidates: list[int]  # the groups the head could read (feature_layers)
     chosen: list[int]  # the groups it reads
     selection: str  # how they were chosen
     steps: list[dict] = field(default_factory=list)  # greedy selection: {"added", "score", "gain"}
-    chosen_score: float | None = None  # CV accuracy of the chosen set together
+    chosen_score: float | None = None  # leave-one-out accuracy of the chosen set together
     unfreeze: int | None = None
     unfreeze_reason: str = ""
 

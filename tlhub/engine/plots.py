@@ -308,8 +308,6 @@ def plot_training_curves(history: Sequence[dict], path: str | os.PathLike, *, ti
     return _save(fig, path)
 
 
-__all__ = ["plot_confusion_matrix", "plot_training_curves"]
-
 
 # ---------------------------------------------------------------------------------------------
 # Which layers transfer
@@ -353,3 +351,6 @@ def plot_layer_scores(evidence: Any, path: str | os.PathLike, *, title: str | No
         ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
     ax.set_title(title or "Linear-probe accuracy of each layer group alone", fontsize=10)
     return _save(fig, path)
+
+
+__all__ = ["plot_confusion_matrix", "plot_training_curves", "plot_layer_scores"]

@@ -150,7 +150,7 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, **overri
     lap("model")
 
     # 4. stage 2's evidence, when asked for: how well each layer group's features alone separate
-    #    the classes (k-fold CV of the training split), which groups the head reads, and how many
+    #    the classes (leave-one-out on the training split), which groups the head reads, and how many
     #    groups to unfreeze. It decides the head's shape, so it comes before a resume loads weights.
     layers = None
     if cfg.feature_layers != "last" or cfg.unfreeze == "auto":
@@ -306,7 +306,7 @@ class Loop:
     def layer_evidence(self):
         """Score every layer group alone, choose the groups the head reads, recommend how many to
         unfreeze (:mod:`tlhub.engine.layers`); attach a head over several groups when the choice
-        is more than the last group. Reads the training split only (k-fold CV): the validation
+        is more than the last group. Reads the training split only (leave-one-out): the validation
         split stays held out for the probe's regularisation and the epochs, the test split for
         the end."""
         from tlhub.engine.features import as_layer_arrays
@@ -322,9 +322,6 @@ class Loop:
             from tlhub.adapters.model import LayerHead
 
             head = LayerHead(evidence.chosen, [arrays[i].shape[1] for i in evidence.chosen], len(self.data.labels))
-            with torch.no_grad():  # zero-init, as every new head (uniform logits)
-                head.linear.weight.zero_()
-                head.linear.bias.zero_()
             self.model.set_layer_head(head.to(self.accelerator.device))
         return evidence
 

@@ -49,6 +49,10 @@ class OfflineAssetError(TlhubError, RuntimeError):
     """An offline pretrained asset could not be installed or verified."""
 
 
+class ModelFileError(TlhubError, ValueError):
+    """A model's weights file is missing, truncated or not a safetensors file."""
+
+
 class CheckpointError(TlhubError, RuntimeError):
     """A training checkpoint is missing, incomplete or belongs to another run."""
 

@@ -138,6 +138,69 @@ def test_resume_after_kill_gives_the_same_result(tmp_path, offline_assets, cache
         torch.testing.assert_close(a[key], b[key])
 
 
+def _started_training(proc: subprocess.Popen):
+    """An event set when the run in ``proc`` (stdout piped) says its strategy, just before the first
+    epoch: start-up (imports, data, backbone) is over. Its output is read, and dropped, meanwhile."""
+    import threading
+
+    event = threading.Event()
+
+    def read():
+        for line in proc.stdout:
+            if line.startswith("strategy"):
+                event.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    return event
+
+
+def test_resume_after_kill_at_a_random_point_gives_the_same_result(tmp_path, offline_assets, cache_dir):
+    """kill -9 at a moment drawn at random (a seeded RNG; TLHUB_KILL_SEED replays a seed) between
+    the first epoch's start and the run's end: in an epoch, a checkpoint write, the evaluation or
+    the final save. Resuming gives the uninterrupted run's weights exactly, wherever it fell."""
+    import random
+
+    seed = int(os.environ.get("TLHUB_KILL_SEED") or random.SystemRandom().randrange(2**32))
+    cfg = dict(TINY, strategy="fine-tune", epochs=6, warmup_epochs=0.0, max_train_per_class=4, max_eval_samples=20,
+               ema_decay=0.9, random_erasing=0.5, cache_dir=cache_dir)
+
+    def run(out):
+        cmd = [sys.executable, "-m", "tlhub", "train", *_args(cfg), "--output-dir", str(out)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+        started = _started_training(proc)
+        assert started.wait(300), "the run never started training"
+        return proc, time.monotonic()
+
+    # the uninterrupted run, timed from its first epoch to its end: the range of the kill point
+    proc, began = run(tmp_path / "reference")
+    assert proc.wait(300) == 0
+    length = time.monotonic() - began
+    delay = random.Random(seed).uniform(0.0, length)
+
+    out = tmp_path / "killed"
+    proc, _ = run(out)
+    time.sleep(delay)
+    finished = proc.poll() is not None
+    if not finished:
+        os.killpg(proc.pid, signal.SIGKILL)  # no clean-up, as a power cut would do it
+    proc.wait()
+    latest = out / "checkpoints" / "latest"
+    where = (f"seed {seed} (TLHUB_KILL_SEED={seed} replays it): killed {delay:.2f} s after the first epoch began, of "
+             f"{length:.2f} s to the end; latest checkpoint then {os.readlink(latest) if latest.is_symlink() else 'none'}"
+             + ("; the run had already finished" if finished else ""))
+    print(where)
+
+    resumed = tlhub.train(**cfg, output_dir=str(out))
+    reference = load_file(tmp_path / "reference" / "model" / "model.safetensors")
+    weights = load_file(resumed.model_dir / "model.safetensors")
+    assert weights.keys() == reference.keys(), where
+    for key in reference:
+        assert torch.equal(weights[key], reference[key]), f"{key} differs; {where}"
+    metrics = [json.loads((folder / "metrics.json").read_text())["metrics"] for folder in (tmp_path / "reference", out)]
+    assert metrics[0] == metrics[1], where
+    assert not (out / ".tlhub-next").exists(), where
+
+
 def test_weight_average_is_what_is_validated_and_saved(tmp_path, offline_assets, cache_dir):
     # select_by "last": the last epoch is kept, so the saved model must be its average, not its last step
     cfg = dict(TINY, strategy="fine-tune", epochs=2, warmup_epochs=0.0, ema_decay=0.5, select_by="last", cache_dir=cache_dir)

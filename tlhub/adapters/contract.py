@@ -136,6 +136,12 @@ class Adapter(ABC):
     #: Python packages whose absence makes the adapter unusable, and the pip command fixing it.
     requires: ClassVar[Sequence[str]] = ()
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        load = cls.__dict__.get("load")
+        if load is not None and not getattr(load, "_tlhub_explains_weights", False):
+            cls.load = _explaining_damaged_weights(load)
+
     # -- discovery ---------------------------------------------------------------------------
     @abstractmethod
     def claims(self, config: dict[str, Any]) -> bool:
@@ -281,6 +287,37 @@ ADAPTER_HOOKS = (
     "claims", "load", "preprocessing", "make_collate", "restore_preprocessing", "save_native", "native_load_snippet",
     "resolve_name", "weights_info", "space_spec", "save_example", "decode_input", "diagnose",
 )
+
+
+def _explaining_damaged_weights(load: Callable) -> Callable:
+    """Every adapter's ``load``, wrapped: when the library fails on a damaged weights file (empty,
+    truncated, not safetensors) or a local folder without weights, the error names the file and the
+    fix instead of the library's traceback. Other failures pass through unchanged."""
+    import functools
+
+    @functools.wraps(load)
+    def checked(self, source, *args, **kwargs):
+        from tlhub.errors import TlhubError
+
+        try:
+            return load(self, source, *args, **kwargs)
+        except TlhubError:
+            raise
+        except Exception:
+            folder = getattr(source, "path", None)
+            if folder is None:
+                raise
+            from tlhub.adapters.source import weights_problem
+
+            # a local folder has nothing left to download: without any weights file, that is the fault
+            local = getattr(source, "repo_id", None) is None and kwargs.get("pretrained", True)
+            problem = weights_problem(folder, require=local, ignore=("layer_head.safetensors",))  # tlhub.core.record.LAYER_HEAD_FILE
+            if problem is None:
+                raise
+            raise problem from None
+
+    checked._tlhub_explains_weights = True
+    return checked
 
 
 def signature_problems(cls: type, base: type, hooks: Sequence[str]) -> list[str]:

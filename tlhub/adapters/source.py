@@ -51,6 +51,48 @@ def download_files(source: BackboneSource, allow_patterns, *, required=()) -> Ba
     return BackboneSource(**{**source.__dict__, "path": path})
 
 
+#: what to do about a model whose weights are missing or damaged
+FIX_WEIGHTS = ("copy or download the model folder again (an interrupted copy or download leaves a truncated file; for a "
+               "Hub model, remove it from the cache with `hf cache rm model/ORG/NAME` so that it is fetched again), or train it again")
+
+
+def weights_problem(folder: str | Path, *, require: bool = False, ignore: tuple[str, ...] = ()):
+    """What is wrong with the weights in ``folder``, as a :class:`~tlhub.errors.ModelFileError`
+    naming the file, or ``None``: a ``*.safetensors`` file (in the folder or one level down) that
+    is empty, truncated or not safetensors at all, checked by its header against its size without
+    reading the tensors; with ``require``, no weights file in the folder at all (files named in
+    ``ignore`` do not count: a head saved beside the native weights).
+
+    Cheap enough for every read of a model folder; also called when a library fails to load one
+    (see :class:`tlhub.adapters.contract.Adapter`), to turn its error (safetensors' "header too
+    small", transformers' "no file named ...") into one that names the file and the fix.
+    """
+    from safetensors import safe_open
+
+    from tlhub.errors import ModelFileError
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    files = sorted([*folder.glob("*.safetensors"), *folder.glob("*/*.safetensors")])
+    for path in files:
+        if any(part.startswith(".") for part in path.relative_to(folder).parts):
+            continue  # a staging folder or a half-written file of a save in progress
+        try:
+            size = path.stat().st_size
+            with safe_open(str(path), framework="numpy") as f:  # the header only; "numpy": no torch import
+                f.keys()
+        except OSError as exc:
+            return ModelFileError(f"weights file {path} cannot be read ({exc.strerror or exc})", fix="check its permissions, or " + FIX_WEIGHTS)
+        except Exception as exc:  # safetensors' own SafetensorError: empty, truncated, not safetensors
+            what = "empty (0 bytes)" if size == 0 else f"truncated or not a safetensors file ({size:,} bytes; {exc})"
+            return ModelFileError(f"weights file {path} is {what}", fix=FIX_WEIGHTS)
+    if require and not any(p.parent == folder and p.name not in ignore for p in files) and not (folder / "pytorch_model.bin").is_file():
+        return ModelFileError(f"{folder} has no weights file (no model.safetensors)",
+                              fix="copy the whole model folder again (the weights are the largest file in it), or train it again")
+    return None
+
+
 #: ``ORG/NAME`` as the Hub spells repo ids (what a card's ``base_model`` may hold).
 #: a Hub repo id, as huggingface_hub validates them (ORG/NAME, at most 96 characters each)
 HUB_REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")

@@ -24,10 +24,33 @@ def register(sub) -> None:
     p.set_defaults(handler=run)
 
 
+def _check_output(output: str) -> None:
+    """``--output`` names a folder that is there or can be made: checked before the evaluation runs."""
+    import os
+    from pathlib import Path
+
+    from tlhub.errors import ConfigError
+
+    path = Path(output)
+    fix = "give a folder for eval_results.json and the confusion matrix (it is created when missing), e.g. --output eval/"
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--output {path} is an existing file, not a folder", fix=fix)
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"--output {path} cannot be made: {parent} is a file", fix=fix)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"--output {path} cannot be written: no permission to write in {parent}", fix="choose a folder you can write to")
+
+
 def run(args) -> int:
     from tlhub.cli._output import print_json
     from tlhub.engine.evaluation import evaluate
+    from tlhub.errors import ConfigError
 
+    if args.output:
+        _check_output(args.output)
     result = evaluate(
         args.model,
         data=args.data,
@@ -39,7 +62,11 @@ def run(args) -> int:
         max_samples=args.max_samples,
     )
     if args.output:
-        result.save(args.output)
+        try:
+            result.save(args.output)
+        except OSError as exc:  # disk full, or the folder changed since it was checked
+            raise ConfigError(f"cannot write the results into {args.output}: {exc.strerror or exc}",
+                              fix="free some space or choose another --output folder, then run it again") from None
     if args.json:
         print_json(result.to_dict())
     else:

@@ -53,6 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `tlhub ... | head`: the reader has gone, nothing more to say to it
+        import os
+
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # else Python's exit flush fails again
+        except (OSError, ValueError):  # stdout is no real file (captured in tests)
+            pass
+        return 141  # 128 + SIGPIPE, as a shell reports a process the pipe stopped
 
 
 if __name__ == "__main__":  # pragma: no cover

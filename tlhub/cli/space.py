@@ -42,6 +42,7 @@ def run(args) -> int:
             raise ConfigError("`tlhub space serve` needs the Space folder", fix="tlhub space serve DIR [--port 7860]")
         if not 1 <= args.port <= 65535:
             raise ConfigError(f"--port must be between 1 and 65535, got {args.port}", fix="use --port 7860, for example")
+        _check_port(args.host, args.port)
         from tlhub.publishing.spaces import serve_space
 
         print(f"serving {args.space_dir} on http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
@@ -72,3 +73,30 @@ def run(args) -> int:
     if build.model_id:
         print(f"push it: tlhub push MODEL_DIR --repo-id {build.model_id} --space")
     return 0
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail before starting the app when it could not listen on ``host:port`` (taken, not an address
+    of this machine, privileged): the app would fail later, deep in Gradio, or listen elsewhere."""
+    import errno
+    import socket
+
+    from tlhub.errors import ConfigError
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ConfigError(f"--host {host} is not an address of this machine ({exc})",
+                          fix="use --host 127.0.0.1 (this machine only) or --host 0.0.0.0 (every network)") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: a closing connection is no obstacle
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(f"port {port} on {host} is already in use (another Space or server listens there)",
+                                  fix=f"stop that server, or choose another port: tlhub space serve DIR --port {port + 1 if port < 65535 else 7860}") from None
+            if exc.errno == errno.EACCES:
+                raise ConfigError(f"port {port} on {host} needs administrator rights", fix="use a port above 1023, e.g. --port 7860") from None
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                              fix="use --host 127.0.0.1 (this machine only) or --host 0.0.0.0 (every network)") from None

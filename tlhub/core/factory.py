@@ -109,12 +109,13 @@ def _restore_layer_head(model: "TransferModel", source: BackboneSource, spec: di
     fix = "copy the whole model folder again (or `tlhub train` again): the head lives in that file, beside the native weights"
     if not path.is_file():
         raise TlhubError(f"{source.display_name} was trained with a head over layer groups {spec.get('layers')}, but {LAYER_HEAD_FILE} is missing", fix=fix)
-    try:
-        from safetensors.torch import load_file
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
 
+    try:
         head = LayerHead(spec["layers"], spec["widths"], int(spec["num_classes"]))
         head.load_state_dict(load_file(str(path)))
-    except (KeyError, TypeError, ValueError, RuntimeError, OSError) as exc:
+    except (KeyError, TypeError, ValueError, RuntimeError, OSError, SafetensorError) as exc:  # SafetensorError: empty or truncated
         raise TlhubError(f"{path} cannot be read as the layer head {spec}: {exc}", fix=fix) from None
     if head.linear.out_features != model.num_classes:
         raise TlhubError(f"{path} has {head.linear.out_features} classes, the model {model.num_classes}", fix=fix)

@@ -199,8 +199,7 @@ class RunFolder:
         elif finished and not cfg.overwrite:
             raise CheckpointError(
                 f"{self.out} already holds a finished model ({self.out / 'model'})"
-                + ("" if cfg.resume else ", and --no-resume would replace it")
-                + " and no checkpoint of this run to resume",
+                + (" and no checkpoint of this run to resume" if cfg.resume else ", which --no-resume would replace"),
                 fix="add --overwrite to replace it (the old model stays until the new run has finished), "
                 "or choose another --output-dir",
             )

@@ -196,10 +196,22 @@ class TrainConfig:
         import yaml
 
         path = Path(path)
+        if path.is_dir():
+            raise ConfigError(f"config file {path} is a folder", fix="give the YAML file (e.g. config.yaml in that folder)")
         if not path.is_file():
             raise ConfigError(f"config file {path} not found", fix="check the path, or pass options on the command line")
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {path} is not UTF-8 text", fix="give a YAML file of 'option: value' lines") from None
+        except OSError as exc:
+            raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}", fix="check its permissions") from None
+        try:
+            # safe_load builds plain values only: a !!python/... tag is refused, never constructed or run
+            data = yaml.safe_load(text) or {}
+        except yaml.constructor.ConstructorError as exc:
+            raise ConfigError(f"{path} uses a YAML tag that tlhub does not read ({exc.problem}); nothing in it was run",
+                              fix="write plain values (text, numbers, true/false, lists): remove the !!tag") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path} is not valid YAML: {exc}", fix="fix the YAML syntax") from None
         if not isinstance(data, dict):

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tlhub.core.record import RECORD_FILE, TrainingRecord
-from tlhub.core.saving import EVAL_FILE, EXAMPLES_DIR, IMAGES_DIR, LOG_FILE, load_json
+from tlhub.core.saving import EVAL_FILE, EXAMPLES_DIR, IMAGES_DIR, LAYER_HEAD_FILE, LOG_FILE, load_json
 from tlhub.errors import PublishError, TlhubError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -311,6 +311,13 @@ def read_saved_model(model_dir: str | Path) -> SavedModel:
         record = TrainingRecord.load(path)
     except TlhubError as exc:  # missing, corrupt or invalid: its own message and fix
         raise PublishError(exc.message, fix=exc.fix) from None
+    # a folder pushed or served as a Space must hold its weights, whole; a snapshot in the Hub cache
+    # holds only the files fetched so far (a Space of a pushed model reads its record alone)
+    from tlhub.adapters.source import weights_problem
+
+    problem = weights_problem(path, require=not _in_hub_cache(path), ignore=(LAYER_HEAD_FILE,))
+    if problem is not None:
+        raise PublishError(problem.message, fix=problem.fix)
     try:
         evaluation = load_json(path, EVAL_FILE)
         log = load_json(path, LOG_FILE)
@@ -320,6 +327,16 @@ def read_saved_model(model_dir: str | Path) -> SavedModel:
     examples = sorted(p.relative_to(path).as_posix() for p in (path / EXAMPLES_DIR).rglob("*") if p.is_file() and not p.name.startswith("."))
     return SavedModel(path=path, record=record, evaluation=evaluation if isinstance(evaluation, dict) else None,
                       log=log if isinstance(log, list) else None, images=images, examples=examples)
+
+
+def _in_hub_cache(path: Path) -> bool:
+    from huggingface_hub import constants
+
+    try:
+        path.resolve().relative_to(Path(constants.HF_HUB_CACHE).resolve())
+    except (ValueError, OSError):
+        return False
+    return True
 
 
 def _license_for(saved: SavedModel) -> str | None:

@@ -142,6 +142,9 @@ def _http_error(exc: Exception, repo_id: str, repo_type: str, action: str) -> Pu
     if isinstance(exc, PublishError):  # already explained (a network failure after its retries)
         return exc
     kind = "Space" if repo_type == "space" else "model repo"
+    if isinstance(exc, hf_errors.OfflineModeIsEnabled):
+        return PublishError(f"{action} {kind} {repo_id} failed: offline mode is on (HF_HUB_OFFLINE), and pushing needs the Hub",
+                            fix="unset HF_HUB_OFFLINE for this command: a push, and a --dry-run comparing with the repo, need the Hub")
     status = getattr(getattr(exc, "response", None), "status_code", None)
     if isinstance(exc, hf_errors.RepositoryNotFoundError) or status == 404:
         return PublishError(f"{action} {kind} {repo_id} failed: not found, or not visible to this token",

@@ -274,8 +274,10 @@ def _write_image_folder(root: Path, split: str, items) -> list[Path]:
     return out
 
 
-def _planted_fmnist(root: Path, per_class: int, n_test: int, n_plant: int, flip_fraction: float, seed: int = 0) -> dict:
-    """Fashion-MNIST as an image folder with planted defects; returns the ground truth by file name."""
+def _planted_fmnist(root: Path, per_class: int, n_test: int, n_plant: int, flip_fraction: float, seed: int = 0,
+                    start: int = 0) -> dict:
+    """Fashion-MNIST as an image folder with planted defects; returns the ground truth by file name.
+    ``start``: skip that many training (and test) images first (a disjoint set to tune the detectors on)."""
     import io
     import random
     import shutil
@@ -288,12 +290,14 @@ def _planted_fmnist(root: Path, per_class: int, n_test: int, n_plant: int, flip_
     seen: dict[int, int] = {}
     train = []
     for i, code in enumerate(src["train"]["label"]):  # the first N of each class, in file order (Protocol A)
+        if i < start:
+            continue
         if seen.get(code, 0) < per_class:
             seen[code] = seen.get(code, 0) + 1
             train.append((names[code], f"{i:05d}.png", src["train"][i]["input"]["bytes"]))
         if len(train) == per_class * len(names):
             break
-    test = [(names[c], f"{i:05d}.png", src["test"][i]["input"]["bytes"]) for i, c in enumerate(src["test"]["label"][:n_test])]
+    test = [(names[c], f"{i:05d}.png", src["test"][i]["input"]["bytes"]) for i, c in enumerate(src["test"]["label"]) if start // 6 <= i < start // 6 + n_test]
     files = _write_image_folder(root, "train", train)
     test_files = _write_image_folder(root, "test", test)
     rng = random.Random(seed)
@@ -415,7 +419,7 @@ def imbalance(work: Path) -> None:
     for mode in ("none", "auto"):
         result = tlhub.train(data=str(root), image_size=96, crop_pct=1.0, strategy="feature-extraction", class_weights=mode,
                              cache_dir=cache, output_dir=str(work / f"imbalance-{mode}"), **({"probe_epochs": 3} if quick else {}))
-        out[mode] = {"balanced_accuracy": result.metrics["recall_macro"], "accuracy": result.metrics["accuracy"], "seconds": result.seconds}
+        out[mode] = {"balanced_accuracy": result.metrics["balanced_accuracy"], "accuracy": result.metrics["accuracy"], "seconds": result.seconds}
     save("imbalance", {"quick": quick, "per_class": {"large": big, "small": small}, "results": out})
     section = f"imbalance 10:1 ({big}/{small} per class, feature extraction, {n_test:,} test)" + (" (QUICK subset)" if quick else "")
     for mode, r in out.items():

@@ -48,7 +48,7 @@ def test_layers_are_scored_chosen_and_recorded(layer_run):
         assert record.layer_head["widths"] == [groups[i]["width"] for i in evidence["chosen"]]
         assert (model_dir / LAYER_HEAD_FILE).is_file()
     assert (model_dir / "images" / "layer_scores.png").stat().st_size > 5_000
-    assert record.probe["solver"] == "lbfgs" and record.probe["scored_by"] == "validation"
+    assert record.probe["solver"] == "lbfgs" and record.probe["scored_by"] == "validation accuracy"
 
 
 def test_a_multi_layer_head_reloads_with_identical_logits(tmp_path, offline_assets):

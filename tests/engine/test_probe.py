@@ -34,6 +34,22 @@ def test_minilm_probe_learns_instead_of_predicting_the_majority(tmp_path, offlin
     assert predicted.max() < 0.75, predicted  # both classes predicted, not 99% one of them
     assert result.metrics["accuracy"] > 0.6 and result.metrics["f1_macro"] > 0.6, result.metrics
     assert [row["stage"] for row in result.history] == ["linear-probe"]
+    # "last" is MiniLM's own embedding, the mean of layer.5's tokens, not the untrained BERT pooler
+    # that feeds the native classifier: a head over that group, saved beside the native weights
+    record = json.loads((result.model_dir / "tlhub.json").read_text())
+    assert record["layer_head"]["layers"] == [6] and record["layers"]["chosen_names"] == ["layer.5"]
+    model = tlhub.create_model(MINILM, labels=["neg", "pos"])
+    assert model.embedding_group() == 6 and model.layer_groups()[7].name == "pooler"
+    reloaded = tlhub.create_model(str(result.model_dir)).eval()
+    texts = ["A wonderful, moving film.", "Awful and boring."]
+    from tlhub.core.factory import resolve_backbone
+
+    _, adapter = resolve_backbone(str(result.model_dir))
+    batch = adapter.make_collate(reloaded)(texts)
+    with torch.no_grad():
+        logits = reloaded(batch)
+        direct = reloaded.layer_head([reloaded.forward_layer_features(batch, [6])[0]])
+    torch.testing.assert_close(logits, direct)
 
 
 def test_lite0_probe_on_fashion_mnist(tmp_path, offline_assets, cache_dir):
@@ -61,7 +77,27 @@ def test_fit_probe_is_invariant_to_feature_scale():
     assert a.accuracy(x[250:], y[250:]) >= 0.85  # 50 held-out points
     assert cv_accuracy(x, y, folds=3, seed=0) > 0.9
     # without a validation split C is chosen by stratified cross-validation of train
-    assert fit_probe(x, y, seed=0).scored_by == "5-fold cv"
+    assert fit_probe(x, y, seed=0).scored_by == "5-fold cv accuracy"
+
+
+def test_class_weights_reach_the_probe():
+    """``class_weights: balanced`` weights the probe's loss as it weights a trained head's: on a
+    10:1 skew with overlapping classes the minority's recall rises, and C is chosen by balanced accuracy."""
+    rng = np.random.default_rng(1)
+
+    def draw(n_major, n_minor):
+        x = np.concatenate([rng.normal(0, 1, (n_major, 5)), rng.normal(0.8, 1, (n_minor, 5))])
+        return x, np.concatenate([np.zeros(n_major, np.int64), np.ones(n_minor, np.int64)])
+
+    x, y = draw(400, 40)
+    vx, vy = draw(200, 20)
+    tx, ty = draw(1000, 1000)
+    plain = fit_probe(x, y, vx, vy, seed=0)
+    weights = {0: len(y) / (2 * 400), 1: len(y) / (2 * 40)}
+    weighted = fit_probe(x, y, vx, vy, seed=0, class_weight=weights)
+    assert weighted.scored_by == "validation balanced accuracy"
+    recall = lambda p: (p.predict(tx)[ty == 1] == 1).mean()  # noqa: E731
+    assert recall(weighted) > recall(plain) + 0.2, (recall(plain), recall(weighted))
 
 
 def _layer_features(model, images, layers):

@@ -81,6 +81,19 @@ def test_macro_metrics_follow_compute_metrics_semantics():
     assert result.per_class_intervals[3] == {}  # no references: recall undefined, no interval
 
 
+def test_balanced_accuracy_is_sklearns_with_an_interval():
+    from sklearn.metrics import balanced_accuracy_score
+
+    rng = np.random.default_rng(3)
+    refs = np.concatenate([np.zeros(500, dtype=np.int64), np.ones(50, dtype=np.int64), np.full(20, 2)])
+    preds = np.where(rng.random(refs.size) < 0.8, refs, rng.integers(0, 4, refs.size))  # class 3: predicted, never true
+    result = compute_metrics(preds, refs, ["a", "b", "c", "d"])
+    assert result.metrics["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(refs, preds))
+    assert result.metrics["balanced_accuracy"] != pytest.approx(result.metrics["recall_macro"])  # class 3 counts 0 there
+    assert result.intervals["balanced_accuracy"].contains(result.metrics["balanced_accuracy"])
+    assert "balanced accuracy" in result.table()
+
+
 def test_degenerate_cases():
     perfect = compute_metrics([0, 1, 2, 1], [0, 1, 2, 1], ["a", "b", "c"])
     assert (perfect.intervals["accuracy"].low, perfect.intervals["accuracy"].high) == (1.0, 1.0)

@@ -372,8 +372,9 @@ def test_space_from_an_installed_wheel(image_model, tmp_path):  # about 15 s
     expected = {p.relative_to(src).as_posix() for p in (src / "tlhub").rglob("*") if p.is_file()}
     expected |= {"tlhub/publishing/space_templates/" + p.relative_to(src / "spaces").as_posix() for p in (src / "spaces").rglob("*") if p.is_file()}
     assert expected - names == set()
-    for needed in ("tlhub/publishing/space_templates/timm/app.py", "tlhub/publishing/space_templates/transformers/app.py",
-                   "tlhub/publishing/space_templates/tlhub/app.py", "tlhub/publishing/space_templates/README.md",
+    for needed in ("tlhub/publishing/space_templates/app.py", "tlhub/publishing/space_templates/timm/classifier.py",
+                   "tlhub/publishing/space_templates/transformers/classifier.py",
+                   "tlhub/publishing/space_templates/tlhub/classifier.py", "tlhub/publishing/space_templates/README.md",
                    "tlhub/publishing/templates/modelcard.md", "tlhub/plugins/templates/image/src/__package__/adapter.py.tmpl",
                    "tlhub/plugins/templates/common/pyproject.toml.tmpl", "tlhub/engine/metrics/accuracy/accuracy.py",
                    "tlhub/engine/configs/fashion-mnist-lite0.yaml"):
@@ -405,8 +406,9 @@ def test_space_from_an_installed_wheel(image_model, tmp_path):  # about 15 s
     run = subprocess.run([str(venv / "bin" / "tlhub"), "space", str(image_model), "--out", str(out)], cwd=elsewhere, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     assert "Space written to" in run.stdout
-    app, template = (out / "app.py").read_text(), (repo / "spaces" / "timm" / "app.py").read_text()
-    assert app.splitlines()[0] == template.splitlines()[0] and "__TLHUB_" not in app  # the timm template, filled in
+    app, template = (out / "app.py").read_text(), (repo / "spaces" / "timm" / "classifier.py").read_text()
+    # the shared skeleton around the timm template's classifier, filled in
+    assert "import timm" in app and "def load_classifier" in app and "__TLHUB_" not in app and "@CLASSIFIER@" not in app
     assert front_matter(out / "README.md")["sdk"] == "gradio"
     assert (out / "requirements.txt").is_file() and list((out / "examples").iterdir())
 
@@ -441,3 +443,27 @@ def test_rebuilding_a_space_keeps_hand_edits_unless_told_to_overwrite(image_mode
     assert main([*cmd, "--overwrite"]) == 0
     assert "# my tweak" not in app.read_text() and not (out / "notes.md").exists() and (out / "requirements.txt").is_file()
     assert main(cmd) == 0  # and the new build is its own again
+
+
+def test_every_template_shares_the_skeleton_app(tmp_path):
+    """Each template is only its classifier.py; the page, the examples and the model's source are
+    the one skeleton's, so a fix there reaches every Space (and plugins' templates shrink to a file)."""
+    from tlhub.errors import PublishError
+    from tlhub.publishing.spaces import SKELETON, compose_app, render_python, templates_root
+
+    root = templates_root()
+    skeleton = (root / SKELETON).read_text()
+    tail = skeleton.split("# @CLASSIFIER@\n")[1]
+    values = {"MODEL_ID": "alice/x", "TITLE": "t", "DESCRIPTION": "d", "TOP_K": 3, "EXAMPLES": [], "INPUT_COMPONENT": "Image",
+              "INPUT_KWARGS": {}, "EXAMPLE_KIND": "image"}
+    for name in ("timm", "transformers", "tlhub"):
+        app = compose_app(root / name)
+        about = (root / name / "classifier.py").read_text().split('"""')[1]
+        assert app.endswith(tail) and about.strip() in app.split('"""')[1], name  # docstring into the app's
+        assert "def load_classifier" in app and "@ABOUT@" not in app and "@CLASSIFIER@" not in app
+        render_python(app, values)  # compiles once filled in
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "classifier.py").write_text("def predict(x):\n    return {}\n")
+    with pytest.raises(PublishError, match="load_classifier"):
+        compose_app(bad)

@@ -102,6 +102,13 @@ class TransferModel(nn.Module):
                 "(see docs/writing-a-plugin.md)",
         )
 
+    def embedding_group(self) -> int:
+        """The layer group whose pooled output is the backbone's own embedding: what
+        ``feature_layers: last`` reads. Default: the last group, the native classifier's input.
+        Override when the classifier's input is not the embedding the backbone was trained to
+        give; the head then reads this group through a layer head (saved beside the native weights)."""
+        return len(self.layer_groups()) - 1
+
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.layer_head is not None:
             return self.layer_head(self.forward_layer_features(batch, self.layer_head.layers))

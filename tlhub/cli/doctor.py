@@ -33,7 +33,8 @@ def register(sub) -> None:
     p.add_argument("--fix", metavar="OUT", help="write a cleaned copy into the new folder OUT (exact duplicates and leaked copies dropped); the data itself is never changed")
     p.add_argument("--drop-label-errors", action="store_true", help="with --fix: also drop the likely label errors")
     p.add_argument("--drop-near-duplicates", action="store_true", help="with --fix: also drop near-duplicates and near-leaked copies")
-    p.add_argument("--near-threshold", type=float, default=None, help="cosine similarity of features at which two inputs are near-duplicates (default: 0.95)")
+    p.add_argument("--near-threshold", type=float, default=None, help="text: cosine similarity of features at which two inputs are near-duplicates (default: 0.95); "
+                   "images are judged by their thumbnails (see tlhub.engine.doctor.NEAR_PIXEL_CORRELATION)")
     p.add_argument("--no-features", action="store_true", help="only the checks that need no backbone pass (hashes, counts, label names)")
     p.add_argument("--json", action="store_true", help="print doctor.json instead of the tables")
     helps, types = field_help(), field_types()

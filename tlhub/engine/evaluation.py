@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 CONFUSION_MATRIX_PNG = "confusion_matrix.png"
 
 #: The headline metrics, in display order.
-METRIC_NAMES = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
+METRIC_NAMES = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "balanced_accuracy")
 
 _ADD_BATCH_SIZE = 65_536  # samples per evaluate add_batch call
 
@@ -56,7 +56,7 @@ class EvalResult:
     memory and are not written to ``eval_results.json``.
     """
 
-    metrics: dict[str, float]  # accuracy, precision_macro, recall_macro, f1_macro (+ loss if given)
+    metrics: dict[str, float]  # accuracy, precision_macro, recall_macro, f1_macro, balanced_accuracy (+ loss if given)
     per_class: list[dict]  # {label, precision, recall, f1, support}, in label order
     confusion_matrix: list[list[int]]  # rows = true class, columns = predicted class
     labels: list[str]
@@ -205,9 +205,12 @@ class EvalResult:
         m = self.metrics
         lines.append(line("macro avg", m.get("precision_macro"), m.get("recall_macro"), m.get("f1_macro"), self.num_samples))
         lines.append(line("accuracy", "", "", m.get("accuracy"), self.num_samples))
+        if "balanced_accuracy" in m:
+            lines.append(line("balanced accuracy", "", "", m.get("balanced_accuracy"), self.num_samples))
         if self.intervals:
             lines += ["", self.interval_note() + ":"]
-            pretty = {"accuracy": "accuracy", "precision_macro": "macro precision", "recall_macro": "macro recall", "f1_macro": "macro F1"}
+            pretty = {"accuracy": "accuracy", "precision_macro": "macro precision", "recall_macro": "macro recall", "f1_macro": "macro F1",
+                      "balanced_accuracy": "balanced accuracy"}
             w = max(len(v) for v in pretty.values())
             for key, name in pretty.items():
                 if key in self.intervals and key in m:
@@ -345,12 +348,16 @@ def compute_metrics(
     per = _run(prf, preds, refs, average=None, labels=class_ids, zero_division=0)
     cm = _run(load_metric("confusion_matrix"), preds, refs, labels=class_ids)["confusion_matrix"]
     support = [int(sum(row)) for row in cm]  # row sums of the confusion matrix = true samples per class
+    # balanced accuracy: the mean recall over the classes in the references (scikit-learn's
+    # balanced_accuracy_score); unlike recall_macro it ignores classes that are only predicted
+    balanced = float(np.mean([r for r, s in zip(per["recall"], support) if s > 0])) if any(support) else 0.0
 
     metrics = {
         "accuracy": float(accuracy),
         "precision_macro": float(macro["precision"]),
         "recall_macro": float(macro["recall"]),
         "f1_macro": float(macro["f1"]),
+        "balanced_accuracy": balanced,
     }
     if loss is not None:
         metrics["loss"] = float(loss)

@@ -80,10 +80,12 @@ class LayerEvidence:
 
 
 def gather_layer_evidence(cfg: "TrainConfig", group_names: Sequence[str], train: Mapping[int, np.ndarray], y, *,
-                          progress: bool = True) -> LayerEvidence:
+                          progress: bool = True, last: int | None = None) -> LayerEvidence:
     """Score each layer group of ``train`` alone, choose the head's groups among
     ``cfg.feature_layers`` (greedy forward selection, or all of them with ``layer_selection:
-    none``), and recommend how many groups to unfreeze."""
+    none``), and recommend how many groups to unfreeze. ``last``: the group ``feature_layers:
+    last`` means (the model's :meth:`~tlhub.adapters.model.TransferModel.embedding_group`;
+    default the last group)."""
     from tqdm.auto import tqdm
 
     from tlhub.engine.config import feature_layer_indices
@@ -98,9 +100,13 @@ def gather_layer_evidence(cfg: "TrainConfig", group_names: Sequence[str], train:
     scores = {i: float(s["score"]) for i, s in single.items()}
     steps: list[dict] = []
     chosen_score = None
+    last = n - 1 if last is None else int(last)
     if cfg.feature_layers == "last":
-        chosen, selection = [n - 1], "feature_layers: last (the backbone's own features)"
-        chosen_score = scores[n - 1]
+        chosen, selection = [last], "feature_layers: last (the backbone's own features)"
+        if last != n - 1:
+            chosen, selection = [last], (f"feature_layers: last, the backbone's own embedding: {group_names[last]} "
+                                         f"(group {n - 1}, {group_names[n - 1]}, feeds the native classifier but is not the embedding the backbone was trained to give)")
+        chosen_score = scores[last]
     elif cfg.layer_selection == "none" or len(candidates) == 1:
         chosen, selection = candidates, f"feature_layers: {cfg.feature_layers}, layer_selection: none (every listed group)"
     else:

@@ -93,14 +93,19 @@ class Standardizer:
         return weight, intercept - weight @ self.mean
 
 
-def _logreg(C: float, seed: int):
+def _logreg(C: float, seed: int, class_weight: Mapping[int, float] | None = None):
     from sklearn.linear_model import LogisticRegression
 
-    return LogisticRegression(C=C, max_iter=500, tol=1e-4, random_state=seed)
+    return LogisticRegression(C=C, max_iter=500, tol=1e-4, random_state=seed,
+                              class_weight=dict(class_weight) if class_weight is not None else None)
 
 
-def _fit(z: np.ndarray, y: np.ndarray, C: float, seed: int, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """(coef, intercept) over all ``num_classes`` classes (a class absent from ``y`` gets -inf-ish logits)."""
+def _fit(z: np.ndarray, y: np.ndarray, C: float, seed: int, num_classes: int,
+         class_weight: Mapping[int, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(coef, intercept) over all ``num_classes`` classes (a class absent from ``y`` gets -inf-ish logits).
+
+    ``class_weight``: class index -> weight of its examples in the loss (the trainer's
+    ``class_weights: balanced``), the same weights the cross-entropy of a trained head uses."""
     from sklearn.exceptions import ConvergenceWarning
 
     present = np.unique(y)
@@ -111,7 +116,8 @@ def _fit(z: np.ndarray, y: np.ndarray, C: float, seed: int, num_classes: int) ->
         return coef, intercept
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # 500 lbfgs steps are plenty on z-scored features
-        model = _logreg(C, seed).fit(z, y)
+        weights = None if class_weight is None else {int(c): float(class_weight.get(int(c), 1.0)) for c in present}
+        model = _logreg(C, seed, weights).fit(z, y)
     c, b = model.coef_, model.intercept_
     if len(present) == 2:  # scikit-learn's binary form: one row for class 1 against class 0
         c, b = np.stack([-c[0] / 2, c[0] / 2]), np.array([-b[0] / 2, b[0] / 2])
@@ -132,36 +138,50 @@ def _folds(y: np.ndarray, folds: int, seed: int):
     return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
 
 
-def _scores(x, y, val_x, val_y, Cs, *, seed, folds, groups, num_classes) -> tuple[dict[float, float], str]:
-    """C -> accuracy on the validation split, or mean accuracy over stratified folds of ``x``."""
+def _score(pred: np.ndarray, y: np.ndarray, balanced: bool) -> float:
+    """Accuracy, or with class weights the balanced accuracy (the mean recall over the classes
+    present): weighting the loss aims at every class alike, so C is judged the same way."""
+    if not balanced:
+        return float((pred == y).mean())
+    return float(np.mean([(pred[y == c] == c).mean() for c in np.unique(y)]))
+
+
+def _scores(x, y, val_x, val_y, Cs, *, seed, folds, groups, num_classes, class_weight=None) -> tuple[dict[float, float], str]:
+    """C -> accuracy (balanced accuracy with ``class_weight``) on the validation split, or the mean
+    over stratified folds of ``x``."""
     out: dict[float, float] = {}
+    balanced = class_weight is not None
+    what = "balanced accuracy" if balanced else "accuracy"
     if val_x is not None and len(val_y):
         std = Standardizer.fit(x, groups)
         z, zv = std(x), std(val_x)
         for C in Cs:
-            coef, b = _fit(z, y, C, seed, num_classes)
-            out[C] = float(((zv @ coef.T + b).argmax(-1) == val_y).mean())
-        return out, "validation"
+            coef, b = _fit(z, y, C, seed, num_classes, class_weight)
+            out[C] = _score((zv @ coef.T + b).argmax(-1), val_y, balanced)
+        return out, f"validation {what}"
     splits = _folds(y, folds, seed)
     for C in Cs:
         accs = []
         for tr, te in splits:
             std = Standardizer.fit(x[tr], groups)  # statistics of the training fold only
-            coef, b = _fit(std(x[tr]), y[tr], C, seed, num_classes)
-            accs.append(float(((std(x[te]) @ coef.T + b).argmax(-1) == y[te]).mean()))
+            coef, b = _fit(std(x[tr]), y[tr], C, seed, num_classes, class_weight)
+            accs.append(_score((std(x[te]) @ coef.T + b).argmax(-1), y[te], balanced))
         out[C] = float(np.mean(accs))
-    return out, f"{len(splits)}-fold cv"
+    return out, f"{len(splits)}-fold cv {what}"
 
 
 def fit_probe(train_x, train_y, val_x=None, val_y=None, *, seed: int = 0, Cs: Sequence[float] = DEFAULT_CS,
               folds: int = 5, groups: Sequence[int] | None = None, num_classes: int | None = None,
-              refit_on_validation: bool = True, select_x=None, select_y=None) -> Probe:
+              refit_on_validation: bool = True, select_x=None, select_y=None,
+              class_weight: Mapping[int, float] | None = None) -> Probe:
     """Fit a linear probe, choosing ``C`` on the validation split (or k-fold CV of train when none).
 
     ``groups``: the widths of the layer groups concatenated in ``x`` (per-group scaling).
     ``refit_on_validation``: after choosing C, refit on train + validation (more data; the
     validation split has done its job). ``select_x/select_y``: choose C by cross-validation on
     these instead (e.g. train without its flipped copies, which would leak across folds).
+    ``class_weight``: class index -> loss weight (``class_weights: balanced``); C is then chosen
+    by balanced accuracy.
     """
     x = np.asarray(train_x, dtype=np.float64)
     y = np.asarray(train_y, dtype=np.int64)
@@ -171,15 +191,15 @@ def fit_probe(train_x, train_y, val_x=None, val_y=None, *, seed: int = 0, Cs: Se
     k = int(num_classes or max(int(y.max(initial=0)), int(vy.max(initial=0)) if has_val else 0) + 1)
     if select_x is not None:
         scores, how = _scores(np.asarray(select_x, dtype=np.float64), np.asarray(select_y, dtype=np.int64), None, None, Cs,
-                              seed=seed, folds=folds, groups=groups, num_classes=k)
+                              seed=seed, folds=folds, groups=groups, num_classes=k, class_weight=class_weight)
     else:
-        scores, how = _scores(x, y, vx, vy, Cs, seed=seed, folds=folds, groups=groups, num_classes=k)
+        scores, how = _scores(x, y, vx, vy, Cs, seed=seed, folds=folds, groups=groups, num_classes=k, class_weight=class_weight)
     # the best score; among ties the strongest regularisation (the smallest C)
     best = max(scores.values())
     C = min(c for c, s in scores.items() if s >= best - 1e-12)
     fx, fy = (np.concatenate([x, vx]), np.concatenate([y, vy])) if has_val and refit_on_validation else (x, y)
     std = Standardizer.fit(fx, groups)
-    coef, b = _fit(std(fx), fy, C, seed, k)
+    coef, b = _fit(std(fx), fy, C, seed, k, class_weight)
     weight, bias = std.fold(coef, b)
     return Probe(weight=weight, bias=bias, C=C, score=best, scored_by=how, scores=scores)
 

@@ -48,7 +48,7 @@ METHOD = "bootstrap-percentile"
 _BATCH_ELEMENTS = 2_500_000
 
 #: headline metrics in the order :func:`_confusion_statistic` returns them
-HEADLINE = ("accuracy", "precision_macro", "recall_macro", "f1_macro")
+HEADLINE = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "balanced_accuracy")
 PER_CLASS = ("precision", "recall", "f1")
 
 
@@ -152,9 +152,11 @@ def _batch(n: int, n_resamples: int) -> int:
 def _confusion_statistic(num_classes: int):
     """A vectorised statistic: pair codes ``ref * C + pred`` -> all metrics, per resample.
 
-    Returns ``4 + 3 * C`` values per resample: accuracy, macro precision/recall/F1 (over the
+    Returns ``5 + 3 * C`` values per resample: accuracy, macro precision/recall/F1 (over the
     classes present in the resample's references or predictions, as ``compute_metrics`` and
-    scikit-learn do), then per-class precision, recall and F1 (undefined ratios count as 0).
+    scikit-learn do), balanced accuracy (the mean recall over the classes present in the
+    references, scikit-learn's ``balanced_accuracy_score``), then per-class precision, recall and
+    F1 (undefined ratios count as 0).
     """
     c = num_classes
 
@@ -177,7 +179,9 @@ def _confusion_statistic(num_classes: int):
         present = (support + predicted) > 0
         k = present.sum(axis=1)
         macro = [(x * present).sum(axis=1) / k for x in (precision, recall, f1)]
-        out = np.column_stack([tp.sum(axis=1) / m, *macro, precision, recall, f1])
+        has_refs = support > 0
+        balanced = (recall * has_refs).sum(axis=1) / has_refs.sum(axis=1)
+        out = np.column_stack([tp.sum(axis=1) / m, *macro, balanced, precision, recall, f1])
         return np.moveaxis(out.reshape(*lead, out.shape[-1]), -1, 0)
 
     return statistic
@@ -197,7 +201,7 @@ def metric_intervals(
     ``predictions``/``references`` are validated class ids in ``0..num_classes-1`` (as
     :func:`tlhub.engine.evaluation.compute_metrics` passes them). Returns ``(headline,
     per_class)``: ``headline`` maps ``accuracy``, ``precision_macro``, ``recall_macro``,
-    ``f1_macro`` to an :class:`Interval`; ``per_class[i]`` maps ``precision``, ``recall``, ``f1``
+    ``f1_macro``, ``balanced_accuracy`` to an :class:`Interval`; ``per_class[i]`` maps ``precision``, ``recall``, ``f1``
     of class ``i`` to one (``{}`` for a class with no references, whose recall is undefined).
     """
     from scipy import stats

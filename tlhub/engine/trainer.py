@@ -153,7 +153,9 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, **overri
     #    the classes (leave-one-out on the training split), which groups the head reads, and how many
     #    groups to unfreeze. It decides the head's shape, so it comes before a resume loads weights.
     layers = None
-    if cfg.feature_layers != "last" or cfg.unfreeze == "auto":
+    # (also for "last" when the backbone's embedding is not its classifier's input: see
+    # TransferModel.embedding_group)
+    if cfg.feature_layers != "last" or cfg.unfreeze == "auto" or model.embedding_group() != len(groups) - 1:
         layers = loop.layer_evidence()
         lap("layers")
     stages = plan_stages(cfg, len(groups), recommended_unfreeze=layers.unfreeze if layers else None)
@@ -205,7 +207,7 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, **overri
     say(f"\n{result.summary()}  ({seconds:.0f} s)")
     say(result.table())
     if loop.class_weights["applied"] != "none" or (loop.class_weights["imbalance_ratio"] or 0) > loop.class_weights["threshold"]:
-        say(f"balanced accuracy (macro recall) {result.metrics['recall_macro']:.4f}: the training classes are imbalanced, so judge by it and the per-class recall")
+        say(f"balanced accuracy {result._with_interval('balanced_accuracy', 4)}: the training classes are imbalanced, so judge by it and the per-class recall")
     if example:
         say(f"\nexample   {example['input']}  (true label: {example['label']})")
         for rank, p in enumerate(example["predictions"], 1):
@@ -231,6 +233,7 @@ class Loop:
             accelerator.print(f"loss      class_weights {cfg.class_weights} -> balanced (train imbalance {self.class_weights['imbalance_ratio']:g}:1, "
                               f"auto's threshold {self.class_weights['threshold']:g}:1)")
         self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
+        self.class_weight_by_index = (None if weight is None else dict(enumerate(weight.tolist())))
         self.eval_collate = adapter.make_collate(model, train=False)
         self.feature_tables: dict[str, Any] = {}
         self.feature_hits: dict[str, bool] = {}
@@ -315,7 +318,8 @@ class Loop:
         groups = self.model.layer_groups()
         self.layer_tables = list(range(len(groups)))
         arrays, y = as_layer_arrays(self.features("train", layers=self.layer_tables), self.layer_tables)
-        evidence = gather_layer_evidence(self.cfg, [g.name for g in groups], arrays, y, progress=self.accelerator.is_local_main_process)
+        evidence = gather_layer_evidence(self.cfg, [g.name for g in groups], arrays, y, progress=self.accelerator.is_local_main_process,
+                                         last=self.model.embedding_group())
         for line in evidence.summary_lines():
             self.accelerator.print(f"layers    {line}")
         if evidence.chosen != [len(groups) - 1]:
@@ -384,14 +388,17 @@ class Loop:
 
         cfg, model = self.cfg, self.model
         started = time.perf_counter()
-        self._announce(stage, ", on cached features (logistic regression, C chosen on validation)")
+        self._announce(stage, ", on cached features (logistic regression, C chosen on validation"
+                              + (", balanced class weights)" if self.class_weight_by_index else ")"))
         layer_head = model.layer_head
         probe = fit_probe(train_x.cpu().numpy(), train_y.cpu().numpy(), val_x.cpu().numpy(), val_y.cpu().numpy(),
                           seed=cfg.seed, num_classes=len(self.data.labels),
                           groups=layer_head.widths if layer_head is not None else None,  # equal say per layer group
                           # the validation split stays held out: it scores this head, and later stages
                           # (lp-ft's fine-tune, --repeats) choose by it
-                          refit_on_validation=False)
+                          refit_on_validation=False,
+                          # class_weights: the probe's loss weights its classes as the trained head's would
+                          class_weight=self.class_weight_by_index)
         weight, bias = _linear_head(model)
         with torch.no_grad():
             weight.copy_(torch.as_tensor(probe.weight, dtype=weight.dtype))
@@ -403,7 +410,7 @@ class Loop:
         val_loss, val_acc = self._validate_on_cache(val_x, val_y)
         self.probe_info = {"solver": "lbfgs", **probe.to_dict()}
         accelerator = self.accelerator
-        accelerator.print(f"probe     C={probe.C:g} chosen by {probe.scored_by} accuracy {probe.score:.4f} "
+        accelerator.print(f"probe     C={probe.C:g} chosen by {probe.scored_by} {probe.score:.4f} "
                           f"(tried {', '.join(f'{c:g}: {s:.3f}' for c, s in probe.scores.items())})")
         optimizer, scheduler = self._optimizer(stage, steps_per_epoch=1)  # the checkpoint's format; never stepped
         state.stage_epoch = stage.epochs - 1  # one solve stands for the whole stage

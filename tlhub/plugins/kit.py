@@ -1051,7 +1051,8 @@ class _Kit:
             _require(_valid_requirement(req), f"requirement {req!r} is not a valid pip requirement")
         if spec.template is not None:
             template = Path(spec.template)
-            _require((template / "app.py").is_file(), f"SpaceSpec.template {template} has no app.py")
+            _require((template / "classifier.py").is_file() or (template / "app.py").is_file(),
+                     f"SpaceSpec.template {template} has neither classifier.py (load_classifier, filled into tlhub's app) nor an app.py of its own")
             _render_template(template, spec)
         os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
         os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -1148,16 +1149,19 @@ def _valid_requirement(text: str) -> bool:
 
 
 def _render_template(template: Path, spec) -> None:
-    """Render the template's Python files with dummy values: they must compile."""
+    """Compose the Space's app.py from the template and render it and the template's other Python
+    files with dummy values, as ``tlhub space`` does: they must compile."""
     try:
-        from tlhub.publishing.spaces import render_python
+        from tlhub.publishing.spaces import CLASSIFIER, compose_app, render_python
     except ImportError:  # pragma: no cover - spaces not part of this build
         return
     values = {"MODEL_ID": "user/model", "TITLE": "t", "DESCRIPTION": "d", "TOP_K": 3, "EXAMPLES": [],
               "INPUT_COMPONENT": spec.input_component, "INPUT_KWARGS": dict(spec.input_kwargs), "EXAMPLE_KIND": spec.example_kind}
-    for py in template.rglob("*.py"):
+    sources = [(template / "app.py", lambda: compose_app(template))]
+    sources += [(py, py.read_text) for py in template.rglob("*.py") if py.name not in ("app.py", CLASSIFIER)]
+    for py, read in sources:
         try:
-            render_python(py.read_text(encoding="utf-8"), values, filename=py.name)
+            render_python(read(), values, filename=py.name)
         except Exception as exc:
             raise _Fail(f"Space template {py}: {getattr(exc, 'message', exc)}") from None
 

@@ -45,6 +45,13 @@ EMOJI = {"image": "🖼️", "text": "💬", "audio": "🔊", "video": "🎬"}
 _PLACEHOLDER = re.compile(r"__TLHUB_([A-Z_]+)__")
 
 
+#: The app every Space shares (the page, the examples, where the model comes from), in templates_root()
+SKELETON = "app.py"
+#: What a template folder holds to fill the skeleton: ``load_classifier(source, local)`` returning
+#: a function from one input to ``{label: probability}``
+CLASSIFIER = "classifier.py"
+
+
 def templates_root() -> Path:
     """The folder holding the Space templates.
 
@@ -54,7 +61,7 @@ def templates_root() -> Path:
     here = Path(__file__).resolve().parent
     # installed from a wheel (or an editable install that maps the package), then a source checkout
     for candidate in (here / "space_templates", here.parent.parent / "spaces"):
-        if (candidate / "README.md").is_file() and (candidate / "tlhub" / "app.py").is_file():
+        if (candidate / "README.md").is_file() and (candidate / SKELETON).is_file() and (candidate / "tlhub" / CLASSIFIER).is_file():
             return candidate
     raise PublishError(
         f"tlhub's Space templates are missing from this installation (looked in {here / 'space_templates'})",
@@ -132,8 +139,9 @@ def _adapter_spec(saved: SavedModel):
 def _template_dir(saved: SavedModel, spec) -> Path:
     if spec.template:
         path = Path(spec.template)
-        if not (path / "app.py").is_file():
-            raise PublishError(f"the adapter's Space template {path} has no app.py", fix="fix SpaceSpec.template of the adapter plugin")
+        if not ((path / CLASSIFIER).is_file() or (path / "app.py").is_file()):
+            raise PublishError(f"the adapter's Space template {path} has neither {CLASSIFIER} nor app.py",
+                               fix=f"fix SpaceSpec.template of the adapter plugin: a folder with {CLASSIFIER} (see spaces/NOTES.md)")
         return path
     root = templates_root()
     library = saved.library_name or ""
@@ -141,9 +149,38 @@ def _template_dir(saved: SavedModel, spec) -> Path:
         # a head over several layer groups loads only through tlhub: the library's own template
         # would load the native classifier, which is not the trained head
         return root / "tlhub"
-    if library and (root / library / "app.py").is_file():
+    if library and (root / library / CLASSIFIER).is_file():
         return root / library
     return root / "tlhub"
+
+
+def compose_app(template: Path) -> str:
+    """The source of a Space's ``app.py``: the template's own ``app.py`` when it has one, else the
+    shared skeleton (:data:`SKELETON`) with the template's ``classifier.py`` written into it (its
+    docstring into the app's, its code where the skeleton marks it). One file, so the Space runs
+    with ``python app.py`` however it is started. The ``__TLHUB_<KEY>__`` names are filled later."""
+    import ast
+
+    own = template / "app.py"
+    if own.is_file():
+        return own.read_text(encoding="utf-8")
+    code = (template / CLASSIFIER).read_text(encoding="utf-8")
+    try:
+        tree = ast.parse(code, filename=str(template / CLASSIFIER))
+    except SyntaxError as exc:
+        raise PublishError(f"{template / CLASSIFIER} is not valid Python ({exc.msg}, line {exc.lineno})",
+                           fix="fix the template's classifier.py") from None
+    if not any(isinstance(node, ast.FunctionDef) and node.name == "load_classifier" for node in tree.body):
+        raise PublishError(f"{template / CLASSIFIER} defines no load_classifier(source, local)",
+                           fix="define load_classifier(source: str, local: bool) returning a function from one input to {label: probability}")
+    about = ast.get_docstring(tree) or ""
+    body = code
+    if about and tree.body and isinstance(tree.body[0], ast.Expr):
+        body = "\n".join(code.splitlines()[tree.body[0].end_lineno:]).strip("\n") + "\n"
+    skeleton = (templates_root() / SKELETON).read_text(encoding="utf-8")
+    section = (f"# -- this kind of model (the template's {CLASSIFIER}): load_classifier(source, local) returns a\n"
+               f"# function from one input to {{label: probability}}\n{body}")
+    return skeleton.replace("# @ABOUT@\n", about.strip() + "\n" if about else "").replace("# @CLASSIFIER@\n", section)
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,7 +271,7 @@ def requirements_for(spec, template: Path, *, adapter_name: str | None = None) -
     plugin = _adapter_distribution(adapter_name)
     if plugin and plugin not in names:
         names.insert(0, plugin)
-    app = (template / "app.py").read_text(encoding="utf-8")
+    app = compose_app(template)
     for module, dist in (("timm", "timm"), ("torch", "torch"), ("transformers", "transformers"), ("tlhub", "tlhub")):
         if re.search(rf"^\s*(import|from)\s+{module}\b", app, re.M) and dist not in names:
             names.append(dist)
@@ -360,7 +397,8 @@ def build_space(
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.building-"))
     try:
-        shutil.copytree(template, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"))
+        shutil.copytree(template, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*", CLASSIFIER))
+        (staging / "app.py").write_text(compose_app(template), encoding="utf-8")
         example_values = _collect_examples(saved, examples, spec.example_kind, staging)
         summary, short = _describe(saved, model_id)
         k = int(top_k or min(5, max(len(saved.labels), 1)))

@@ -97,7 +97,7 @@ class TimmAdapter(Adapter):
         )
 
     def space_spec(self) -> SpaceSpec:
-        return SpaceSpec("Image", {"type": "pil"}, "image", requirements=("timm", "torch", "safetensors"))
+        return SpaceSpec("Image", {"type": "pil", "label": "Image", "height": 320}, "image", requirements=("timm", "torch", "safetensors"))
 
 
 def _labels_from_cfg(cfg: dict[str, Any], num_classes: int) -> list[str]:

@@ -140,4 +140,4 @@ def _space_template() -> str | None:
     from pathlib import Path
 
     folder = Path(__file__).with_name("space_template")
-    return str(folder) if (folder / "app.py").is_file() else None
+    return str(folder) if (folder / "classifier.py").is_file() else None

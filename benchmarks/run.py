@@ -382,6 +382,7 @@ def doctor(work: Path) -> None:
     warm = diagnose(TrainConfig(**opts, cache_dir=cache), progress=False)
     warm_s = time.perf_counter() - start
     scores = _score(cold.report, truth)
+    _unplanted_near_duplicates(cold.report, truth)
     save("doctor", {"quick": quick, "scores": scores, "seconds": {"one_feature_pass": one_pass, "doctor_cold": cold_s, "doctor_warm": warm_s},
                     "timings": cold.report.timings, "counts": cold.report.counts, "label_error_method": cold.report.label_error_method})
     section = f"data doctor, Fashion-MNIST {per_class * 10:,} train + {n_test:,} test, planted" + (" (QUICK subset)" if quick else "")
@@ -392,6 +393,27 @@ def doctor(work: Path) -> None:
         row(section, f"{name}: precision / recall", f"{p} / {r['recall']:.2f} ({r['true']} true of {r['found']} found, {r['planted']} planted)", targets[name])
     row(section, "doctor wall, cold cache / one feature pass", f"{cold_s:.0f} s / {one_pass:.0f} s = {cold_s / one_pass:.2f}x", "<= 1.5x")
     row(section, "doctor wall, warm cache", f"{warm_s:.1f} s")
+
+
+def _unplanted_near_duplicates(report, truth: dict) -> None:
+    """Fashion-MNIST holds near-duplicates of its own: the near-duplicate findings that are not
+    planted pairs, side by side in one PNG (results/doctor-unplanted-near-duplicates.png), to judge by eye."""
+    from PIL import Image
+
+    planted = set(truth["near"].items())
+    pairs = [(f.file, f.other["file"]) for f in report.findings if f.kind in ("near_duplicate", "near_leakage")
+             and (Path(f.file).name, Path(f.other["file"]).name) not in planted and (Path(f.other["file"]).name, Path(f.file).name) not in planted]
+    if not pairs:
+        return
+    side = 112
+    sheet = Image.new("L", (len(pairs) * (2 * side + 24), side), 255)
+    for i, (a, b) in enumerate(pairs):
+        for j, path in enumerate((a, b)):
+            sheet.paste(Image.open(path).convert("L").resize((side, side), Image.NEAREST), (i * (2 * side + 24) + j * side, 0))
+    RESULTS.mkdir(exist_ok=True)
+    sheet.save(RESULTS / "doctor-unplanted-near-duplicates.png")
+    row("data doctor, near-duplicates found that were not planted", f"{len(pairs)} pairs",
+        "; ".join(f"{Path(a).parent.parent.name}/{Path(a).name} ~ {Path(b).parent.parent.name}/{Path(b).name}" for a, b in pairs))
 
 
 def imbalance(work: Path) -> None:
@@ -473,6 +495,23 @@ def layers(work: Path) -> None:
     row(section, "feature pass, all 8 groups / last layer (1,000 images, median of 3)", f"{out['pass_ratio']:.2f}x "
         f"({out['pass_all_s']:.1f} s / {out['pass_last_s']:.1f} s)", "<= 1.3x")
 
+    _layers_text(work, out)
+    save("layers", out)
+
+
+def layers_text(work: Path) -> None:
+    """Protocol B alone (the text half of ``layers``)."""
+    out: dict = {}
+    _layers_text(work, out)
+    save("layers-text", out)
+
+
+def _layers_text(work: Path, out: dict) -> None:
+    import shutil
+
+    import tlhub
+    from tlhub.core.record import TrainingRecord
+
     section = "Protocol B, layers (MiniLM, 1,000 sentences, 2k test)"
     for name, kw in (("last-layer probe", dict(feature_layers="last")), ("multi-layer probe", dict(feature_layers="all"))):
         r = tlhub.train(HERE / "configs" / "vader-protocol-b.yaml", strategy="feature-extraction", **kw,
@@ -483,7 +522,6 @@ def layers(work: Path) -> None:
             shutil.copy(r.model_dir / "images" / "layer_scores.png", RESULTS / "layers-minilm-protocol-b.png")
             ev = TrainingRecord.load(r.model_dir).layers
             row(section, "layer groups chosen on the training split", f"{ev['chosen']} ({ev['selection']})")
-    save("layers", out)
 
 
 def _layer_pass_cost(repeats: int = 3) -> dict:
@@ -529,6 +567,7 @@ SECTIONS = {
     "doctor": doctor,
     "imbalance": imbalance,
     "layers": layers,
+    "layers-text": layers_text,
 }
 
 

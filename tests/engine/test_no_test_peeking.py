@@ -42,7 +42,9 @@ def split_log(monkeypatch):
 
 @pytest.mark.parametrize("strategy,layers", [("feature-extraction", {}), ("lp-ft", {}),
                                              # the layer evidence (scores, selection, unfreeze: auto) too
-                                             ("lp-ft", {"feature_layers": "all", "unfreeze": "auto"})])
+                                             ("lp-ft", {"feature_layers": "all", "unfreeze": "auto"}),
+                                             # and stage 1: --backbone auto scores its candidates on train only
+                                             ("feature-extraction", {"backbone": "auto"})])
 def test_the_test_split_is_read_only_by_the_final_evaluation(strategy, layers, split_log, tmp_path, offline_assets):
     result = tlhub.train(**dict(TINY, early_stopping_patience=1, select_by="val_accuracy"), strategy=strategy, **layers,
                          output_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"))

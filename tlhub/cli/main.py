@@ -14,7 +14,7 @@ import sys
 from tlhub import __version__
 
 #: subcommand modules, in the order ``--help`` lists them
-COMMANDS = ("demo", "doctor", "train", "evaluate", "compare", "predict", "describe", "push", "space", "plugins", "assets")
+COMMANDS = ("demo", "doctor", "select", "train", "evaluate", "compare", "predict", "describe", "push", "space", "plugins", "assets")
 
 
 def build_parser() -> argparse.ArgumentParser:

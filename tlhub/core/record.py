@@ -13,7 +13,8 @@ Versions of the file:
 - **3**: adds ``layer_head`` (a head over several layer groups, its weights in
   ``layer_head.safetensors``), ``layers`` (the per-layer evidence) and ``probe`` (how the linear
   probe chose its regularisation). A version-2 reader would load such a model without its head,
-  so it is told to upgrade instead.
+  so it is told to upgrade instead. ``selection`` (``--backbone auto``: how the backbone was
+  chosen) came later within version 3: an older version-3 reader keeps it in ``extra``.
 """
 
 from __future__ import annotations
@@ -101,6 +102,8 @@ class TrainingRecord:
     layers: dict[str, Any] | None = None
     #: the linear probe's fit: solver, the L2 strength chosen and the scores it was chosen by
     probe: dict[str, Any] | None = None
+    #: ``--backbone auto``: tlhub select's ranking (``tlhub.engine.selection.Selection.to_dict``) and its one-line summary
+    selection: dict[str, Any] | None = None
     tlhub_version: str | None = None
     versions: dict[str, str] = field(default_factory=dict)
     #: keys of the file this version does not know, kept so that nothing is lost on rewrite
@@ -200,6 +203,7 @@ class TrainingRecord:
                 layer_head=dict(known["layer_head"]) if known.get("layer_head") else None,  # version 3
                 layers=dict(known["layers"]) if known.get("layers") else None,
                 probe=dict(known["probe"]) if known.get("probe") else None,
+                selection=dict(known["selection"]) if known.get("selection") else None,  # version 3, --backbone auto
                 tlhub_version=known.get("tlhub_version"),
                 versions=dict(known.get("versions") or {}),
                 extra=extra,

@@ -16,8 +16,9 @@ Two levels:
     ``near_threshold``; for images, pairs whose 16 x 16 thumbnails correlate at >=
     ``NEAR_PIXEL_CORRELATION``, among the feature neighbours and the thumbnails' own neighbours;
   * likely label errors from out-of-fold probabilities of a linear probe (standardise, PCA to at
-    most 128 dimensions, logistic regression with C = 0.003, stratified 5-fold over every labelled
-    split pooled: no example is scored by a probe that saw it). With ``cleanlab`` installed (the
+    most 128 dimensions fitted once on every row, which reads no labels; logistic regression with
+    C = 0.003, stratified 5-fold over every labelled split pooled: no example is scored by a probe
+    that saw its label). With ``cleanlab`` installed (the
     optional extra ``tlhub[cleanlab]``; AGPL-3.0, so never required) its confident-learning
     ``find_label_issues`` (Northcutt et al., JAIR 2021) decides. Otherwise tlhub's rule: an
     example is flagged when the probability of its given label is below a quarter of chance,
@@ -474,7 +475,7 @@ def _feature_checks(cfg, source, adapter, diagnosis: Diagnosis, *, near_threshol
 
     clock = time.perf_counter()
     k = min(OUTLIER_NEIGHBOURS + 1, len(index))
-    dist, nbr = _neighbours(z, k, progress=progress)
+    dist, nbr = _neighbours(z.astype(np.float32), k, progress=progress)  # float32: twice as fast, distances to 1e-6
     report.timings["neighbours"] = time.perf_counter() - clock
     report.checks += ["near_duplicates", "outliers"]
     report.thresholds.update(near_duplicate_cosine=near_threshold, outlier_neighbours=OUTLIER_NEIGHBOURS, outlier_fence_iqr=OUTLIER_FENCE)
@@ -537,7 +538,7 @@ def _feature_checks(cfg, source, adapter, diagnosis: Diagnosis, *, near_threshol
     # another kind altogether (a photo among clothes) differs from the rest in exactly that.
     train = np.array([n == "train" for n, _ in index])
     u = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    raw_dist, raw_nbr = _neighbours(u, k, progress=progress, desc="neighbours (outliers)")
+    raw_dist, raw_nbr = _neighbours(u.astype(np.float32), k, progress=progress, desc="neighbours (outliers)")
     knn = np.array([np.mean([d for d, j in zip(raw_dist[i], raw_nbr[i]) if j != i][:OUTLIER_NEIGHBOURS] or [0.0]) for i in range(len(index))])
     classes = sorted(set(y[train].tolist()))
     if classes:
@@ -625,7 +626,6 @@ def out_of_fold_probabilities(x, y, *, folds: int = LABEL_ERROR_FOLDS, seed: int
     from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
-    from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     counts = np.bincount(y, minlength=int(y.max()) + 1)
@@ -636,13 +636,16 @@ def out_of_fold_probabilities(x, y, *, folds: int = LABEL_ERROR_FOLDS, seed: int
         return probs
     xs, ys = x[usable], y[usable]
     dims = int(min(128, xs.shape[1], len(ys) - len(ys) // folds - 1))
-    probe = make_pipeline(StandardScaler(), PCA(n_components=dims, random_state=seed), LogisticRegression(C=LABEL_ERROR_C, max_iter=500))
     from threadpoolctl import threadpool_limits
 
     # matrices this small are slower on several BLAS threads than on one (6,000 rows: 5 s on one
     # thread, 84 s on two on a busy two-core machine)
     with threadpool_limits(limits=1, user_api="blas"):
-        p = cross_val_predict(probe, xs, ys, cv=StratifiedKFold(folds, shuffle=True, random_state=seed), method="predict_proba")
+        # the projection is fitted once on every row: it never sees a label, so no fold's held-out
+        # labels reach its probe (what out-of-fold means here), and it is five times cheaper
+        z = PCA(n_components=dims, random_state=seed).fit_transform(StandardScaler().fit_transform(xs))
+        probe = LogisticRegression(C=LABEL_ERROR_C, max_iter=500)
+        p = cross_val_predict(probe, z, ys, cv=StratifiedKFold(folds, shuffle=True, random_state=seed), method="predict_proba")
     full = np.zeros((len(ys), len(counts)))
     full[:, kept] = p  # predict_proba's columns are the classes present, in sorted order
     probs[usable] = full

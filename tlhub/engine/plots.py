@@ -353,4 +353,35 @@ def plot_layer_scores(evidence: Any, path: str | os.PathLike, *, title: str | No
     return _save(fig, path)
 
 
-__all__ = ["plot_confusion_matrix", "plot_training_curves", "plot_layer_scores"]
+def plot_selection(selection: Any, path: str | os.PathLike) -> Path:
+    """Draw ``tlhub select``'s ranking (a :class:`tlhub.engine.selection.Selection`): one bar per
+    scored candidate, its cross-validated probe accuracy with the fold sd as an error bar, LogME
+    and the estimated fine-tune seconds per epoch written beside it, the winner highlighted."""
+    ranked = selection.ranked
+    if not ranked:
+        raise DataError("no scored candidates to plot", fix="run `tlhub select` with candidates of the data's modality")
+    n = len(ranked)
+    fig = _new_figure(8.0, 1.2 + 0.55 * n)
+    ax = fig.add_subplot(1, 1, 1)
+    y = np.arange(n)[::-1]
+    acc = np.asarray([c.cv_accuracy for c in ranked])
+    sd = np.asarray([c.cv_sd or 0.0 for c in ranked])
+    colours = ["#1f77b4" if i == 0 else "#aec7e8" for i in range(n)]
+    ax.barh(y, acc, xerr=sd, color=colours, edgecolor="#4d4d4d", linewidth=0.6, capsize=3, zorder=2)
+    for yi, c in zip(y, ranked):
+        note = f"{c.cv_accuracy:.3f} ± {c.cv_sd:.3f}   LogME {c.logme:.3f}"
+        if c.epoch_seconds is not None:
+            note += f"   ~{c.epoch_seconds:.0f} s/epoch"
+        ax.annotate(note, (c.cv_accuracy + (c.cv_sd or 0.0), yi), xytext=(4, 0), textcoords="offset points", va="center", fontsize=7)
+    ax.set_yticks(y)
+    ax.set_yticklabels([_shorten(c.backbone, 38) for c in ranked], fontsize=8)
+    low = float(max(0.0, (acc - sd).min() - 0.1))
+    ax.set_xlim(low, min(1.0, float((acc + sd).max()) + 0.25))
+    ax.set_xlabel(f"{selection.folds}-fold cross-validated linear-probe accuracy on the training split")
+    ax.grid(True, axis="x", color="#d0d0d0", linewidth=0.6, zorder=1)
+    ax.set_axisbelow(True)
+    ax.set_title(f"tlhub select: {n} candidate{'s' if n != 1 else ''} for {_shorten(str(selection.data), 40)} (dark: chosen)", fontsize=10)
+    return _save(fig, path)
+
+
+__all__ = ["plot_confusion_matrix", "plot_training_curves", "plot_layer_scores", "plot_selection"]

@@ -212,6 +212,20 @@ def cv_accuracy(x, y, folds: int = 5, seed: int = 0, *, Cs: Sequence[float] = DE
     return max(scores.values())
 
 
+def fold_accuracies(x, y, *, C: float, folds: int = 5, seed: int = 0, groups: Sequence[int] | None = None) -> list[float]:
+    """The probe's accuracy on each of ``folds`` stratified folds at L2 strength ``C`` (statistics
+    of each training fold only): what ``tlhub select`` reports as mean ± sd."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.int64)
+    k = int(y.max()) + 1
+    out = []
+    for tr, te in _folds(y, folds, seed):
+        std = Standardizer.fit(x[tr], groups)
+        coef, b = _fit(std(x[tr]), y[tr], C, seed, k)
+        out.append(_score((std(x[te]) @ coef.T + b).argmax(-1), y[te], False))
+    return out
+
+
 #: Ridge strengths tried when scoring layers, per feature of the standardised input (the penalty
 #: grows with the width, so a wide group and a narrow one are judged on the same footing).
 RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-3, 2, 11))

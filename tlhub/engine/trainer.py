@@ -115,7 +115,17 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, **overri
         timings[name] = timings.get(name, 0.0) + now - clock
         clock = now
 
-    # 1. the backbone decides the modality, and so how the data is read
+    # 1. the backbone decides the modality, and so how the data is read. `auto`: stage 1 from
+    #    evidence, the backbone tlhub select ranks first on the training split (its features stay
+    #    in the cache, so the probe stage below reuses the winner's)
+    selection = None
+    if cfg.backbone == "auto":
+        from tlhub.engine.selection import select_backbone
+
+        selection = select_backbone(cfg, progress=accelerator.is_main_process, say=say)
+        cfg = cfg.replace(backbone=selection.winner.backbone)
+        say(f"select    {selection.summary()}")
+        lap("select")
     from tlhub.core.factory import resolve_backbone
 
     source, adapter = resolve_backbone(cfg.backbone, revision=cfg.revision, adapter=cfg.adapter)
@@ -198,7 +208,8 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, **overri
     example = None
     if accelerator.is_main_process:
         _save(model, adapter, cfg, data, stages, state, result, work / "model", checkpoints, accelerator,
-              data_checks=checks.summary_dict(), class_weights=loop.class_weights, layers=layers, probe=loop.probe_info)
+              data_checks=checks.summary_dict(), class_weights=loop.class_weights, layers=layers, probe=loop.probe_info,
+              selection=selection)
         example = loop.example_prediction()
         write_json_atomic(work / "metrics.json", result.to_dict())
     run_folder.finish()  # a run written aside replaces the old one now (waits for every process)
@@ -716,7 +727,8 @@ def _tensors(table, device):
 
 
 def _save(model, adapter, cfg, data, stages, state, result, model_dir: Path, checkpoints, accelerator,
-          *, data_checks: dict | None = None, class_weights: dict | None = None, layers=None, probe: dict | None = None) -> None:
+          *, data_checks: dict | None = None, class_weights: dict | None = None, layers=None, probe: dict | None = None,
+          selection=None) -> None:
     """The saved model: native weights + record + evaluation + curves + a few examples."""
     from tlhub.engine.plots import plot_training_curves
 
@@ -730,6 +742,12 @@ def _save(model, adapter, cfg, data, stages, state, result, model_dir: Path, che
 
             write_json_atomic(staging / LAYERS_FILE, layers.to_dict())
             plot_layer_scores(layers, staging / IMAGES_DIR / "layer_scores.png", title=f"each layer group alone, {data.source_name}")
+        if selection is not None:
+            from tlhub.engine.plots import plot_selection
+            from tlhub.engine.selection import SELECT_FILE, SELECT_PNG
+
+            write_json_atomic(staging / SELECT_FILE, selection.to_dict())
+            plot_selection(selection, staging / IMAGES_DIR / SELECT_PNG)
 
     from tlhub.core.record import DatasetInfo
     from tlhub.core.saving import training_record
@@ -753,6 +771,7 @@ def _save(model, adapter, cfg, data, stages, state, result, model_dir: Path, che
         class_weights=class_weights,
         layers=layers.to_dict() if layers is not None else None,
         probe=probe,
+        selection={"summary": selection.summary(), **selection.to_dict()} if selection is not None else None,
     )
     save_model(model, model_dir, record=record, extra_files={LOG_FILE: state.history}, writers=[write_extras])
 

@@ -103,6 +103,7 @@ IMAGE_CAPTIONS = {
     "confusion_matrix.png": "Confusion matrix on the held-out split",
     "training_curves.png": "Training curves (loss and validation metrics per epoch)",
     "layer_scores.png": "Linear-probe accuracy of each layer group alone (training split, leave-one-out); dark: the groups the head reads",
+    "select.png": "tlhub select: cross-validated probe accuracy of each candidate backbone on the training split; dark: the one chosen",
 }
 
 
@@ -667,6 +668,18 @@ def card_values(saved: SavedModel, repo_id: str, *, space_id: str | None = None,
     if record.layer_head:
         layer_head = {"layers": ", ".join(map(str, record.layer_head.get("layers") or [])), "library": saved.library_name or "its library"}
 
+    # -- stage 1's evidence (--backbone auto): the candidates tlhub select ranked
+    selection = None
+    sel = record.selection
+    if sel and sel.get("candidates"):
+        rows = []
+        for c in sorted(sel["candidates"], key=lambda c: (c.get("rank") is None, c.get("rank") or 0)):
+            if c.get("cv_accuracy") is None:
+                rows.append(["", f"`{c['backbone']}`", f"skipped: {c.get('skipped')}", "", ""])
+            else:
+                rows.append([c["rank"], f"`{c['backbone']}`", f"{c['cv_accuracy']:.4f} ± {c['cv_sd']:.4f}", f"{c['logme']:.4f}", c.get("feature_dim")])
+        selection = {"summary": sel.get("summary"), "table": _table(["rank", "backbone", f"{sel.get('folds')}-fold probe accuracy", "LogME", "features"], rows)}
+
     resolved_config = None
     if config:
         import yaml
@@ -713,6 +726,7 @@ def card_values(saved: SavedModel, repo_id: str, *, space_id: str | None = None,
         "repeats": repeats,
         "layers": layers,
         "layer_head": layer_head,
+        "selection": selection,
     }
 
 

@@ -366,7 +366,16 @@ def doctor(work: Path) -> None:
     root = work / "doctor-data"
     truth = _planted_fmnist(root, per_class, n_test, n_plant, 0.05)
     opts = dict(data=str(root), image_size=96, crop_pct=1.0)
-    # the doctor first, on a cold feature cache: it also pays the process's warm-up (against it)
+    # warm the process up first (imports, the backbone's first call), so that neither the doctor
+    # nor the feature pass it is compared with pays for it; both then start from a cold feature cache
+    import torch
+
+    import tlhub
+
+    warm = tlhub.create_model("tlhub-offline/tf_efficientnet_lite0.in1k", labels=["a", "b"]).eval()
+    with torch.inference_mode():
+        warm({"pixel_values": torch.zeros(8, 3, 96, 96)})
+    _fmnist_bytes()
     cache = tempfile.mkdtemp(prefix="tlhub-bench-doctor-")
     start = time.perf_counter()
     cold = diagnose(TrainConfig(**opts, cache_dir=cache), progress=False)
@@ -556,6 +565,58 @@ def _layer_pass_cost(repeats: int = 3) -> dict:
     return {"pass_last_s": last, "pass_all_s": every, "pass_ratio": every / last}
 
 
+# -- which backbone (issue 13): the selector against fine-tuning every candidate -------------------
+# How each value was chosen: the protocols' values are fixed by them; the candidates are every
+# installed offline backbone of the modality; the fine-tuning recipe is tlhub's fixed default
+# (lp-ft) for images and configs/vader-protocol-b.yaml for text, the same for every candidate;
+# the selector's settings (5 folds, C in {0.01, 0.1}) are its defaults, not tuned on this data.
+def select(work: Path) -> None:
+    from scipy.stats import kendalltau
+
+    import tlhub
+    from tlhub.engine.config import TrainConfig
+    from tlhub.engine.selection import available_backbones, select_backbone
+
+    out: dict = {}
+    setups = (("Protocol A (Fashion-MNIST, 1,000 images, 10k test, 96 px)", "image",
+               dict(data="fashion-mnist", max_train_per_class=100, image_size=96, crop_pct=1.0, seed=0), None),
+              ("Protocol B (VADER movies, 1,000 sentences, 2k test)", "text", None, HERE / "configs" / "vader-protocol-b.yaml"))
+    for section, modality, options, config in setups:
+        candidates = available_backbones(modality)
+        if len(candidates) < 2:
+            row(section, "selector", f"only {len(candidates)} {modality} backbone installed", "install the extra set: tlhub assets install --extra")
+            continue
+        cache = tempfile.mkdtemp(prefix="tlhub-bench-select-")  # cold: the feature passes are part of the cost
+        cfg = TrainConfig.from_yaml(config) if config else TrainConfig(**options)
+        cfg = cfg.replace(cache_dir=cache)
+        start = time.perf_counter()
+        selection = select_backbone(cfg, candidates, progress=False)
+        select_s = time.perf_counter() - start
+        selection.save(RESULTS / f"select-{modality}")
+        runs = {}
+        for c in selection.candidates:
+            r = tlhub.train(cfg.replace(backbone=c.backbone, output_dir=str(work / f"select-{modality}-{c.backbone.split('/')[-1]}")))
+            runs[c.backbone] = {"accuracy": r.metrics["accuracy"], "seconds": r.seconds, "cv_accuracy": c.cv_accuracy,
+                                "cv_sd": c.cv_sd, "logme": c.logme, "rank": c.rank}
+        names = list(runs)
+        tau_cv = kendalltau([runs[n]["cv_accuracy"] for n in names], [runs[n]["accuracy"] for n in names]).statistic
+        tau_logme = kendalltau([runs[n]["logme"] for n in names], [runs[n]["accuracy"] for n in names]).statistic
+        best = max(names, key=lambda n: runs[n]["accuracy"])
+        pick = selection.winner.backbone
+        finetune_s = sum(r["seconds"] for r in runs.values())
+        out[modality] = {"runs": runs, "select_s": select_s, "finetune_all_s": finetune_s, "tau_cv": tau_cv, "tau_logme": tau_logme,
+                         "pick": pick, "best": best}
+        for n in names:
+            r = runs[n]
+            row(section, f"{n.split('/')[-1]}: selector rank {r['rank']}, cv {r['cv_accuracy']:.4f} ± {r['cv_sd']:.4f}, LogME {r['logme']:.3f}",
+                f"test accuracy after fine-tuning {r['accuracy']:.4f} ({r['seconds']:.0f} s)")
+        row(section, "Kendall tau, selector (cv accuracy) vs test accuracy", f"{tau_cv:.2f} (LogME alone: {tau_logme:.2f})")
+        row(section, "top pick vs best candidate", f"{pick.split('/')[-1]} {runs[pick]['accuracy']:.4f} vs {best.split('/')[-1]} {runs[best]['accuracy']:.4f}",
+            "within 0.01")
+        row(section, "selector wall / fine-tuning every candidate", f"{select_s:.0f} s / {finetune_s:.0f} s = {finetune_s / select_s:.1f}x cheaper", ">= 20x")
+    save("select", out)
+
+
 SECTIONS = {
     "quality-lpft": quality_lpft,
     "quality-probe": quality_probe,
@@ -568,6 +629,7 @@ SECTIONS = {
     "imbalance": imbalance,
     "layers": layers,
     "layers-text": layers_text,
+    "select": select,
 }
 
 

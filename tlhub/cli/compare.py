@@ -22,7 +22,7 @@ def register(sub) -> None:
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of McNemar's test (default: 0.05)")
     p.add_argument("--resamples", type=int, default=None, help="bootstrap resamples (default: 4999)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
-    p.add_argument("--output", metavar="DIR", help="write compare.json and compare.png into this folder")
+    p.add_argument("--output", metavar="DIR", default="compare", help="folder for compare.json and compare.png (default: ./compare)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=run)
 
@@ -46,11 +46,10 @@ def run(args) -> int:
         seed=args.seed,
         alpha=args.alpha,
     )
-    written = comparison.save(args.output) if args.output else None
+    written = comparison.save(args.output)
     if args.json:
         print_json(comparison.to_dict())
     else:
         print(comparison.table())
-        if written:
-            print(f"\nwritten: {written[0]}  {written[1]}")
+        print(f"\nwritten: {written[0]}  {written[1]}")
     return 0

@@ -9,8 +9,6 @@ the cache with the same options (and the other way round).
 
 from __future__ import annotations
 
-import argparse
-
 #: the TrainConfig fields that decide which rows are checked and what features they get
 DATA_OPTIONS = ("backbone", "revision", "adapter", "data_config", "input_column", "label_column", "train_split",
                 "validation_split", "test_split", "validation_fraction", "max_train_per_class", "max_train_samples",
@@ -19,9 +17,7 @@ DATA_OPTIONS = ("backbone", "revision", "adapter", "data_config", "input_column"
 
 
 def register(sub) -> None:
-    from dataclasses import fields
-
-    from tlhub.engine.config import TrainConfig, field_help, field_types
+    from tlhub.cli._options import add_config_options
 
     p = sub.add_parser(
         "doctor",
@@ -37,21 +33,12 @@ def register(sub) -> None:
                    "images are judged by their thumbnails (see tlhub.engine.doctor.NEAR_PIXEL_CORRELATION)")
     p.add_argument("--no-features", action="store_true", help="only the checks that need no backbone pass (hashes, counts, label names)")
     p.add_argument("--json", action="store_true", help="print doctor.json instead of the tables")
-    helps, types = field_help(), field_types()
-    group = p.add_argument_group("data and backbone options (as in `tlhub train`)")
-    for f in fields(TrainConfig):
-        if f.name not in DATA_OPTIONS:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        text = f"{helps.get(f.name, '')} (default: {f.default})".strip()
-        if types[f.name] is bool:
-            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
-        else:
-            group.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(), help=text)
+    add_config_options(p, only=DATA_OPTIONS, title="data and backbone options (as in `tlhub train`)")
     p.set_defaults(handler=run)
 
 
 def run(args) -> int:
+    from tlhub.cli._options import config_overrides
     from pathlib import Path
 
     from tlhub.cli._output import print_json, print_table
@@ -61,7 +48,7 @@ def run(args) -> int:
 
     if (args.drop_label_errors or args.drop_near_duplicates) and not args.fix:
         raise ConfigError("--drop-label-errors / --drop-near-duplicates choose what --fix drops", fix="add --fix OUT (a new folder)")
-    overrides = {name: getattr(args, name) for name in DATA_OPTIONS if getattr(args, name, None) is not None}
+    overrides = config_overrides(args, DATA_OPTIONS)
     cfg = TrainConfig.from_dict({"data": args.data, **overrides})
     say = (lambda *a, **k: None) if args.json else print
     diagnosis = diagnose(cfg, near_threshold=args.near_threshold or NEAR_DUPLICATE_COSINE, features=not args.no_features, say=say)

@@ -10,8 +10,6 @@ backbone (`tlhub assets install`) of the data's modality.
 
 from __future__ import annotations
 
-import argparse
-
 #: the TrainConfig fields that decide which rows are scored and what features they get
 DATA_OPTIONS = ("revision", "adapter", "data_config", "input_column", "label_column", "train_split",
                 "validation_split", "test_split", "validation_fraction", "max_train_per_class", "max_train_samples",
@@ -20,9 +18,7 @@ DATA_OPTIONS = ("revision", "adapter", "data_config", "input_column", "label_col
 
 
 def register(sub) -> None:
-    from dataclasses import fields
-
-    from tlhub.engine.config import TrainConfig, field_help, field_types
+    from tlhub.cli._options import add_config_options
 
     p = sub.add_parser(
         "select",
@@ -35,26 +31,17 @@ def register(sub) -> None:
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: 5)")
     p.add_argument("--output", default="select", help="folder for select.json and select.png (default: ./select)")
     p.add_argument("--json", action="store_true", help="print select.json instead of the table")
-    helps, types = field_help(), field_types()
-    group = p.add_argument_group("data options (as in `tlhub train`: the same options give the same cached features)")
-    for f in fields(TrainConfig):
-        if f.name not in DATA_OPTIONS:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        text = f"{helps.get(f.name, '')} (default: {f.default})".strip()
-        if types[f.name] is bool:
-            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
-        else:
-            group.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(), help=text)
+    add_config_options(p, only=DATA_OPTIONS, title="data options (as in `tlhub train`: the same options give the same cached features)")
     p.set_defaults(handler=run)
 
 
 def run(args) -> int:
+    from tlhub.cli._options import config_overrides
     from tlhub.cli._output import print_json, print_table
     from tlhub.engine.config import TrainConfig
     from tlhub.engine.selection import parse_budget, select_backbone
 
-    overrides = {name: getattr(args, name) for name in DATA_OPTIONS if getattr(args, name, None) is not None}
+    overrides = config_overrides(args, DATA_OPTIONS)
     cfg = TrainConfig.from_dict({"data": args.data, **overrides})
     say = (lambda *a, **k: None) if args.json else print
     selection = select_backbone(cfg, args.candidates, budget_s=parse_budget(args.budget), folds=args.folds, progress=not args.json, say=say)

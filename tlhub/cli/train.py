@@ -6,25 +6,7 @@ override the YAML file, which overrides the defaults.
 
 from __future__ import annotations
 
-import argparse
-
-
-def add_config_options(parser: argparse.ArgumentParser) -> None:
-    """One ``--field-name`` option per TrainConfig field (without importing torch)."""
-    from dataclasses import fields
-
-    from tlhub.engine.config import TrainConfig, field_help, field_types
-
-    helps, types = field_help(), field_types()
-    group = parser.add_argument_group("training options (also settable in the YAML file)")
-    for f in fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        default_text = f"default: {f.default}"
-        text = f"{helps.get(f.name, '')} ({default_text})".strip()
-        if types[f.name] is bool:
-            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
-        else:
-            group.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(), help=text)
+from tlhub.cli._options import add_config_options
 
 
 def config_from_args(args) -> "TrainConfig":

@@ -617,6 +617,61 @@ def select(work: Path) -> None:
     save("select", out)
 
 
+# -- the auto recipe (issue 13): time to accuracy within a budget ------------------------------------
+# How each value was chosen: the protocols' data options are fixed by them; the budgets are the
+# issue's; everything else is what --recipe auto plans (on the training split and the clock).
+def _digits_folder(root: Path) -> Path:
+    """scikit-learn's digits (1,797 real 8 x 8 scans of handwritten digits) as an image folder,
+    split half and half, stratified, seed 0: data the recipe was not tuned on."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    index = np.arange(len(digits.target))
+    train, test = train_test_split(index, test_size=0.5, stratify=digits.target, random_state=0)
+    for split, rows in (("train", train), ("test", test)):
+        for i in rows:
+            path = root / split / str(digits.target[i]) / f"{i:04d}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray((digits.images[i] * 255 / 16).astype("uint8"), mode="L").save(path)
+    return root
+
+
+def _recipe_runs(work: Path, runs: dict) -> None:
+    import tlhub
+    from tlhub.core.record import TrainingRecord
+
+    out = {}
+    for (section, name), (kwargs, target) in runs.items():
+        r = tlhub.train(**kwargs, output_dir=str(work / f"recipe-{len(out)}"), cache_dir=tempfile.mkdtemp(prefix="tlhub-bench-recipe-"))
+        plan = TrainingRecord.load(r.model_dir).recipe
+        ci = r.eval.intervals["accuracy"]
+        out[f"{section}: {name}"] = {"accuracy": r.metrics["accuracy"], "interval": [ci.low, ci.high], "seconds": r.seconds,
+                                     "planned_s": plan and plan["planned_s"], "decisions": plan and {k: d["value"] for k, d in plan["decisions"].items()}}
+        chosen = "" if not plan else " (" + ", ".join(f"{k} {d['value']}" for k, d in plan["decisions"].items()) + f"; planned {plan['planned_s']:.0f} s)"
+        row(section, f"{name}: test accuracy [95% CI], wall", f"{r.metrics['accuracy']:.4f} [{ci.low:.4f}, {ci.high:.4f}], {r.seconds:.0f} s{chosen}", target)
+    save("recipe", out)
+
+
+def recipe(work: Path) -> None:
+    a = dict(data="fashion-mnist", max_train_per_class=100, seed=0)
+    digits = str(_digits_folder(work / "digits"))
+    _recipe_runs(work, {
+        ("Protocol A (Lite0, 1,000 images, 10k test)", "--recipe auto --budget 3m"): (dict(a, recipe="auto", budget="3m"), ">= 0.86"),
+        ("Protocol B (MiniLM, 1,000 sentences, 2k test)", "--recipe auto --budget 5m"):
+            (dict(backbone="sentence-transformers/all-MiniLM-L6-v2", data="vader-movies", max_train_samples=1000, seed=0, recipe="auto", budget="5m"), ">= 0.78"),
+        ("digits (sklearn, 8 x 8 px, 898 train / 899 test)", "fixed default"): (dict(data=digits, seed=0), ""),
+        ("digits (sklearn, 8 x 8 px, 898 train / 899 test)", "--recipe auto --budget 5m"): (dict(data=digits, seed=0, recipe="auto", budget="5m"), ""),
+    })
+
+
+def recipe_long(work: Path) -> None:
+    _recipe_runs(work, {("Protocol A (Lite0, 1,000 images, 10k test)", "--recipe auto --budget 15m"):
+                        (dict(data="fashion-mnist", max_train_per_class=100, seed=0, recipe="auto", budget="15m"), ">= 0.88")})
+
+
 SECTIONS = {
     "quality-lpft": quality_lpft,
     "quality-probe": quality_probe,
@@ -630,6 +685,8 @@ SECTIONS = {
     "layers": layers,
     "layers-text": layers_text,
     "select": select,
+    "recipe": recipe,
+    "recipe-long": recipe_long,
 }
 
 

@@ -9,7 +9,8 @@ import json
 import pytest
 
 import tlhub
-from tlhub.engine.selection import Selection, parse_budget, select_backbone
+from tlhub.engine.config import parse_budget
+from tlhub.engine.selection import Selection, select_backbone
 from tlhub.errors import ConfigError
 from tests.conftest import LITE0, MINILM, MOBILENET
 

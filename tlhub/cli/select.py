@@ -39,7 +39,8 @@ def run(args) -> int:
     from tlhub.cli._options import config_overrides
     from tlhub.cli._output import print_json, print_table
     from tlhub.engine.config import TrainConfig
-    from tlhub.engine.selection import parse_budget, select_backbone
+    from tlhub.engine.config import parse_budget
+    from tlhub.engine.selection import select_backbone
 
     overrides = config_overrides(args, DATA_OPTIONS)
     cfg = TrainConfig.from_dict({"data": args.data, **overrides})

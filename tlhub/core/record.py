@@ -14,7 +14,8 @@ Versions of the file:
   ``layer_head.safetensors``), ``layers`` (the per-layer evidence) and ``probe`` (how the linear
   probe chose its regularisation). A version-2 reader would load such a model without its head,
   so it is told to upgrade instead. ``selection`` (``--backbone auto``: how the backbone was
-  chosen) came later within version 3: an older version-3 reader keeps it in ``extra``.
+  chosen) and ``recipe`` (``--recipe auto``: the plan and its reasons) came later within version
+  3: an older version-3 reader keeps them in ``extra``.
 """
 
 from __future__ import annotations
@@ -104,6 +105,8 @@ class TrainingRecord:
     probe: dict[str, Any] | None = None
     #: ``--backbone auto``: tlhub select's ranking (``tlhub.engine.selection.Selection.to_dict``) and its one-line summary
     selection: dict[str, Any] | None = None
+    #: ``--recipe auto``: every setting it chose with the reason, the evidence, the budget, planned and actual seconds
+    recipe: dict[str, Any] | None = None
     tlhub_version: str | None = None
     versions: dict[str, str] = field(default_factory=dict)
     #: keys of the file this version does not know, kept so that nothing is lost on rewrite
@@ -204,6 +207,7 @@ class TrainingRecord:
                 layers=dict(known["layers"]) if known.get("layers") else None,
                 probe=dict(known["probe"]) if known.get("probe") else None,
                 selection=dict(known["selection"]) if known.get("selection") else None,  # version 3, --backbone auto
+                recipe=dict(known["recipe"]) if known.get("recipe") else None,  # version 3, --recipe auto
                 tlhub_version=known.get("tlhub_version"),
                 versions=dict(known.get("versions") or {}),
                 extra=extra,

@@ -36,7 +36,8 @@ class RunState:
     history: list[dict] = field(default_factory=list)
     best_metric: float = -math.inf  # higher is better: accuracy, or minus the loss
     best_epoch: int = -1
-    bad_epochs: int = 0  # epochs without improvement, for early stopping
+    bad_epochs: int = 0  # epochs of this stage without beating the stage's best, for early stopping
+    stage_best: float = -math.inf  # the stage's own best validation score (early stopping judges the stage by it)
 
 
 class Checkpoints:

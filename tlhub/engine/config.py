@@ -52,6 +52,8 @@ class TrainConfig:
     random_erasing: float = 0.0  # images: probability of erasing a random patch (timm's re_prob)
 
     # -- how to train ---------------------------------------------------------------------------
+    recipe: str = "fixed"  # fixed: these options as given; auto: input size, strategy, epochs, augmentation and averaging planned from the data and --budget (options you give are kept)
+    budget: str | None = None  # time for the whole run with --recipe auto, e.g. 3m, 600s, 1h (default 10m)
     strategy: str = "lp-ft"  # feature-extraction | fine-tune | lp-ft | gradual-unfreeze
     probe_epochs: int = 40  # epochs of the head on frozen (cached) features
     probe_lr: float = 3e-4
@@ -106,6 +108,12 @@ class TrainConfig:
             bad("mixed_precision", f"unknown value {self.mixed_precision!r}", f"use one of {', '.join(MIXED_PRECISION)}")
         if self.select_by not in ("val_loss", "val_accuracy", "last"):
             bad("select_by", f"unknown value {self.select_by!r}", "use 'val_loss', 'val_accuracy' or 'last'")
+        if self.recipe not in ("fixed", "auto"):
+            bad("recipe", f"unknown value {self.recipe!r}", "use 'fixed' (the options as given) or 'auto' (planned from the data and --budget)")
+        if self.budget is not None:
+            parse_budget(self.budget)  # a ConfigError that names the value
+            if self.recipe != "auto":
+                bad("budget", "a time budget needs --recipe auto, which plans the run to fit it", "add --recipe auto, or drop --budget")
         if self.class_weights not in ("auto", "balanced", "none"):
             bad("class_weights", f"unknown value {self.class_weights!r}", "use 'auto' (balanced above a 3:1 imbalance), 'balanced' or 'none'")
         if self.on_bad_input not in ("skip", "error"):
@@ -327,3 +335,21 @@ def feature_layer_indices(cfg: TrainConfig, num_groups: int) -> list[int]:
         raise ConfigError(f"feature_layers: {cfg.feature_layers} names group {max(indices)}, but the backbone has groups 0 to {num_groups - 1}",
                           fix=f"use indices from 0 to {num_groups - 1} (`tlhub describe BACKBONE` lists them)")
     return indices
+
+
+def parse_budget(text: str | float | int | None) -> float | None:
+    """``"5m"``, ``"90s"``, ``"1h"`` or a number of seconds -> seconds (``None`` stays ``None``)."""
+    if text is None or text == "":
+        return None
+    if isinstance(text, (int, float)):
+        seconds = float(text)
+    else:
+        value = str(text).strip().lower()
+        units = {"s": 1, "m": 60, "h": 3600}
+        try:
+            seconds = float(value[:-1]) * units[value[-1]] if value[-1] in units else float(value)
+        except (ValueError, IndexError):
+            raise ConfigError(f"budget {text!r} is not a duration", fix="use e.g. 90s, 5m or 1h") from None
+    if seconds <= 0:
+        raise ConfigError(f"budget {text!r} is not positive", fix="use e.g. 90s, 5m or 1h")
+    return seconds

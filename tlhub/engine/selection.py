@@ -149,24 +149,6 @@ class Selection:
         return " ".join(shlex.quote(a) for a in args)
 
 
-def parse_budget(text: str | float | int | None) -> float | None:
-    """``"5m"``, ``"90s"``, ``"1h"`` or a number of seconds -> seconds (``None`` stays ``None``)."""
-    if text is None or text == "":
-        return None
-    if isinstance(text, (int, float)):
-        seconds = float(text)
-    else:
-        value = str(text).strip().lower()
-        units = {"s": 1, "m": 60, "h": 3600}
-        try:
-            seconds = float(value[:-1]) * units[value[-1]] if value[-1] in units else float(value)
-        except (ValueError, IndexError):
-            raise ConfigError(f"budget {text!r} is not a duration", fix="use e.g. 90s, 5m or 1h") from None
-    if seconds <= 0:
-        raise ConfigError(f"budget {text!r} is not positive", fix="use e.g. 90s, 5m or 1h")
-    return seconds
-
-
 def available_backbones(modality: str) -> list[str]:
     """The installed offline backbones (``tlhub assets install``) of this modality, smallest download first."""
     from tlhub.offline.install import asset_status
@@ -259,10 +241,23 @@ def _score_candidate(cfg: "TrainConfig", score: CandidateScore, datasets: dict, 
     score.parameters = int(sum(p.numel() for p in model.parameters()))
     loop = Loop(own, Accelerator(mixed_precision=_mixed_precision(own)), adapter, model, data)
     clock = time.perf_counter()
-    x, y = as_tensors(loop.features("train"))  # the training split only
+    groups, embedding = len(model.layer_groups()), model.embedding_group()
+    if embedding == groups - 1:
+        x, y = as_tensors(loop.features("train"))  # the training split only
+        x, y = x.numpy(), y.numpy()
+        score.cache_hit = bool(loop.feature_hits.get("train"))
+    else:
+        # the probe reads another group than the native classifier's input (a sentence encoder's
+        # mean-pooled last layer, not its untrained pooler): score what training will read, from
+        # the all-groups pass the trainer caches for it
+        from tlhub.engine.features import as_layer_arrays
+
+        every = list(range(groups))
+        arrays, y = as_layer_arrays(loop.features("train", layers=every), every)
+        x = arrays[embedding]
+        score.cache_hit = bool(loop.feature_hits.get(f"train[{groups} layers]"))
     score.feature_seconds = time.perf_counter() - clock
-    score.cache_hit = bool(loop.feature_hits.get("train"))
-    x, y = x.numpy().astype(np.float64), y.numpy()
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y)
     score.feature_dim = int(x.shape[1])
     counts = np.bincount(y)
     if counts[counts > 0].min() < 2:

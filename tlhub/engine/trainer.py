@@ -155,6 +155,15 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, **overri
     model.base_weights = adapter.weights_info(source)  # the card's lineage and licence
     model.init_head()
     _apply_overrides(model, cfg)
+    # --recipe auto: input size, strategy, epochs, augmentation and averaging planned from the
+    # training data, this machine's measured speed and the time budget (tlhub.engine.recipe)
+    recipe = None
+    if cfg.recipe == "auto":
+        from tlhub.engine.recipe import plan_recipe
+
+        cfg, recipe = plan_recipe(cfg, adapter, model, data, elapsed_s=time.perf_counter() - started, say=say)
+        _apply_overrides(model, cfg)
+        lap("recipe")
     groups = model.layer_groups()
     loop = Loop(cfg, accelerator, adapter, model, data)
     lap("model")
@@ -194,6 +203,7 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, **overri
             continue
         if index > state.stage_index:
             state.stage_index, state.stage_epoch, state.stage_done, state.bad_epochs = index, 0, False, 0
+            state.stage_best = -math.inf
         lap("resume")
         loop.run_stage(stage, state, checkpoints)
         # the next stage starts from the best weights so far (e.g. the best probe head)
@@ -209,7 +219,7 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, **overri
     if accelerator.is_main_process:
         _save(model, adapter, cfg, data, stages, state, result, work / "model", checkpoints, accelerator,
               data_checks=checks.summary_dict(), class_weights=loop.class_weights, layers=layers, probe=loop.probe_info,
-              selection=selection)
+              selection=selection, recipe=recipe, seconds_so_far=time.perf_counter() - started)
         example = loop.example_prediction()
         write_json_atomic(work / "metrics.json", result.to_dict())
     run_folder.finish()  # a run written aside replaces the old one now (waits for every process)
@@ -504,7 +514,13 @@ class Loop:
         # set of a hundred images is too noisy to pick an epoch by
         improved = score > state.best_metric or cfg.select_by == "last"
         if improved:
-            state.best_metric, state.best_epoch, state.bad_epochs = score, state.global_epoch, 0
+            state.best_metric, state.best_epoch = score, state.global_epoch
+        # Early stopping asks whether this stage still improves, against its own best: lp-ft's
+        # fine-tune starts below its probe (the first steps shake the features) and would be cut
+        # off before it recovers if it had to beat the probe within `patience` epochs. Which
+        # weights are kept is still decided over every stage (best_metric above).
+        if score > state.stage_best:
+            state.stage_best, state.bad_epochs = score, 0
         else:
             state.bad_epochs += 1
         stop = patience is not None and state.bad_epochs >= patience
@@ -728,7 +744,7 @@ def _tensors(table, device):
 
 def _save(model, adapter, cfg, data, stages, state, result, model_dir: Path, checkpoints, accelerator,
           *, data_checks: dict | None = None, class_weights: dict | None = None, layers=None, probe: dict | None = None,
-          selection=None) -> None:
+          selection=None, recipe=None, seconds_so_far: float | None = None) -> None:
     """The saved model: native weights + record + evaluation + curves + a few examples."""
     from tlhub.engine.plots import plot_training_curves
 
@@ -772,6 +788,7 @@ def _save(model, adapter, cfg, data, stages, state, result, model_dir: Path, che
         layers=layers.to_dict() if layers is not None else None,
         probe=probe,
         selection={"summary": selection.summary(), **selection.to_dict()} if selection is not None else None,
+        recipe={**recipe.to_dict(), "actual_s": round(seconds_so_far, 1) if seconds_so_far is not None else None} if recipe is not None else None,
     )
     save_model(model, model_dir, record=record, extra_files={LOG_FILE: state.history}, writers=[write_extras])
 

@@ -1079,9 +1079,39 @@ class _Kit:
             logits = model(self.batch(model, inputs=decoded))
         _require(torch.isfinite(logits).all(), "predictions on the Space's examples are not finite")
         kind = type(values[0]).__name__
+        served = ""
+        if spec.template is not None and (Path(spec.template) / "classifier.py").is_file() and not (Path(spec.template) / "app.py").is_file():
+            served = "; " + self._check_classifier(Path(spec.template) / "classifier.py", values, logits.softmax(-1))
         return (f"gr.{spec.input_component}({', '.join(f'{k}={v!r}' for k, v in spec.input_kwargs.items())}); "
                 f"{len(values)} {spec.example_kind} examples round-trip as {kind}"
-                + (f"; template {Path(spec.template).name}" if spec.template else ""))
+                + (f"; template {Path(spec.template).name}" if spec.template else "") + served)
+
+    def _check_classifier(self, path: Path, values: list, probs) -> str:
+        """Run the template's ``load_classifier`` on the folder save_reload wrote, as the Space's
+        app would on ./model, and compare its answers with the model's own probabilities."""
+        import importlib.util
+
+        folder = self.tmp / f"saved-{self.name}"
+        if not (folder / "config.json").is_file():
+            return "classifier.py not run (save_reload did not run)"
+        spec = importlib.util.spec_from_file_location(f"_tlhub_kit_classifier_{self.name}", path)
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+            answer = module.load_classifier(str(folder), True)
+            served = [answer(v) for v in values]
+        except Exception as exc:
+            raise _Fail(f"{path}: load_classifier({str(folder)!r}, True) or its function failed on a Space example: "
+                        f"{type(exc).__name__}: {exc}") from None
+        labels = list(self.labels)
+        for i, got in enumerate(served):
+            _require(isinstance(got, dict) and set(got) == set(labels),
+                     f"{path}: the function load_classifier returns must give {{label: probability}} over every label {labels}, got {got!r}")
+            want = probs[i].tolist()
+            worst = max(abs(float(got[label]) - want[j]) for j, label in enumerate(labels))
+            _require(worst < 1e-3, f"{path}: example {i}: its probabilities differ from the model's by {worst:.2e} "
+                                   f"({ {k: round(float(v), 4) for k, v in got.items()} } against {dict(zip(labels, [round(w, 4) for w in want]))})")
+        return f"classifier.py's answers on ./model match the model's probabilities"
 
 
 # --------------------------------------------------------------------------------------------

@@ -680,6 +680,16 @@ def card_values(saved: SavedModel, repo_id: str, *, space_id: str | None = None,
                 rows.append([c["rank"], f"`{c['backbone']}`", f"{c['cv_accuracy']:.4f} ± {c['cv_sd']:.4f}", f"{c['logme']:.4f}", c.get("feature_dim")])
         selection = {"summary": sel.get("summary"), "table": _table(["rank", "backbone", f"{sel.get('folds')}-fold probe accuracy", "LogME", "features"], rows)}
 
+    # -- --recipe auto: every setting it chose, and why
+    recipe = None
+    rec = record.recipe
+    if rec and rec.get("decisions"):
+        rows = [[f"`{name}`", f"`{d.get('value')}`", d.get("reason", "")] for name, d in rec["decisions"].items()]
+        timing = f"planned {rec.get('planned_s', 0):.0f} s of a {rec.get('budget_s', 0):.0f} s budget"
+        if rec.get("actual_s") is not None:
+            timing += f"; training and evaluation took {rec['actual_s']:.0f} s"
+        recipe = {"table": _table(["setting", "value", "why"], rows), "timing": timing}
+
     resolved_config = None
     if config:
         import yaml
@@ -727,6 +737,7 @@ def card_values(saved: SavedModel, repo_id: str, *, space_id: str | None = None,
         "layers": layers,
         "layer_head": layer_head,
         "selection": selection,
+        "recipe": recipe,
     }
 
 

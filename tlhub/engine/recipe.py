@@ -1,0 +1,287 @@
+"""A recipe from the data and a time budget (``--recipe auto --budget 10m``).
+
+    cfg, plan = plan_recipe(cfg, adapter, model, data, elapsed_s=..., say=print)
+
+Each choice is made from evidence on the training split (and the clock), never the test split,
+and written down with its reason (``plan.decisions``: the run record and the card show them):
+
+- **input size** (images, unless ``--image-size`` is given): the source images' size decides
+  whether there is a choice at all. For images smaller than the backbone's input, every
+  candidate size from 64 px up to the backbone's own is scored by the exact leave-one-out
+  accuracy of a ridge probe (:func:`tlhub.engine.probe.loo_accuracy`) on the features of a
+  class-balanced sample of training images; the smallest size within one standard error of the
+  best wins: upscaling 28 px images to 224 px costs about ten times the compute of 64 px and, on
+  small data, rarely buys accuracy the probe can see. Such images are not centre-cropped
+  (``crop_pct`` 1.0): their borders are part of the object.
+- **max length** (text, unless ``--max-length`` is given): the 95th percentile of the training
+  texts' token counts, rounded up to a multiple of 16.
+- **throughput**: one real training step (forward and backward, every parameter trainable) and one
+  inference pass are timed at the chosen size, so the plan is in this machine's seconds.
+- **strategy and epochs**: what is left of the budget after what has been spent, the feature
+  passes of the probe stage (training images twice for images: with their flips), the probe's
+  solve and the final evaluation is spent on fine-tuning epochs (lp-ft); when fewer than
+  :data:`MIN_FINETUNE_EPOCHS` fit, the run is a probe alone (feature extraction).
+- **augmentation and averaging**: from :data:`AUGMENT_FROM_EPOCHS` epochs on, TrivialAugment
+  (Müller and Hutter, ICCV 2021: one policy, nothing to tune) against overfitting a long
+  fine-tune; from :data:`EMA_FROM_STEPS` optimizer steps on, an exponential moving average of the
+  weights over about the last tenth of the steps. Early stopping's patience grows with the epochs.
+
+A re-run of the same command into the same output folder (a resume) follows the plan it made the
+first time (remembered under the feature cache's folder): re-measuring would give other epochs,
+and the checkpoints would no longer match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tlhub.errors import ConfigError
+
+#: image sizes tried below the backbone's own (px); the backbone's own size is always a candidate
+CANDIDATE_SIZES = (64, 96, 128, 160)
+#: training images per class in the size probe's sample, and the sample's cap
+SIZE_SAMPLE_PER_CLASS = 30
+SIZE_SAMPLE_MAX = 300
+#: fewer fine-tuning epochs than this in the budget: a probe alone (feature extraction)
+MIN_FINETUNE_EPOCHS = 2
+MAX_FINETUNE_EPOCHS = 100
+AUGMENT_FROM_EPOCHS = 10
+EMA_FROM_STEPS = 300
+#: a training epoch also loads, augments and collates: this much on top of the timed steps
+EPOCH_OVERHEAD = 1.15
+#: seconds the closed-form probe's solve takes per training example (measured on 2 CPU cores:
+#: about 14 s for 2,000 x 1,280 features over 7 strengths)
+PROBE_SECONDS_PER_EXAMPLE = 0.007
+DEFAULT_BUDGET_S = 600.0
+
+
+@dataclass
+class RecipePlan:
+    """What ``--recipe auto`` chose, why, and what it expected to take (the run record's ``recipe``)."""
+
+    budget_s: float
+    planned_s: float
+    decisions: dict[str, dict[str, Any]] = field(default_factory=dict)  # setting -> {"value", "reason"}
+    measured: dict[str, Any] = field(default_factory=dict)  # the evidence: sizes scored, step seconds...
+    actual_s: float | None = None  # the whole run, filled in when it has finished
+
+    def decide(self, name: str, value: Any, reason: str) -> None:
+        self.decisions[name] = {"value": value, "reason": reason}
+
+    def overrides(self) -> dict[str, Any]:
+        return {name: d["value"] for name, d in self.decisions.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RecipePlan":
+        return cls(budget_s=float(d["budget_s"]), planned_s=float(d["planned_s"]), decisions=dict(d.get("decisions") or {}),
+                   measured=dict(d.get("measured") or {}), actual_s=d.get("actual_s"))
+
+    def summary_lines(self) -> list[str]:
+        lines = [f"{name} {d['value']}: {d['reason']}" for name, d in self.decisions.items()]
+        lines.append(f"planned {self.planned_s:.0f} s of a {self.budget_s:.0f} s budget")
+        return lines
+
+
+def _memo_path(cfg) -> Path:
+    """Where the plan of this command and output folder is remembered (for a resume)."""
+    from tlhub.engine.checkpoints import _resume_key
+    from tlhub.engine.features import default_cache_dir
+
+    root = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
+    key = json.dumps({"out": str(Path(cfg.output_dir).resolve()), "config": _resume_key(cfg)}, sort_keys=True, default=str)
+    return root.parent / "recipes" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+
+
+def plan_recipe(cfg, adapter, model, data, *, elapsed_s: float, say=print):
+    """``(cfg with the plan's settings, RecipePlan)``; ``model`` is set to the chosen input size."""
+    from tlhub.engine.config import parse_budget
+
+    budget = parse_budget(cfg.budget) if cfg.budget is not None else DEFAULT_BUDGET_S
+    memo = _memo_path(cfg)
+    if memo.is_file():
+        try:
+            plan = RecipePlan.from_dict(json.loads(memo.read_text(encoding="utf-8")))
+            say(f"recipe    the plan this command made for {cfg.output_dir} before ({memo.name}): followed again")
+            return cfg.replace(**plan.overrides()), plan
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # unreadable: plan again
+    plan = RecipePlan(budget_s=budget, planned_s=0.0)
+    n_train, n_val = len(data.splits["train"]), len(data.splits.get("validation") or [])
+    n_test = len(data.splits["test"]) if "test" in data.splits else 0
+    if not n_train:
+        raise ConfigError("the training split is empty, so there is nothing to plan a recipe from", fix="check --data")
+    if adapter.modality == "image":
+        _choose_input_size(cfg, adapter, model, data, plan)
+    elif adapter.modality == "text":
+        _choose_max_length(cfg, adapter, model, data, plan)
+    resolved = cfg.replace(**plan.overrides())
+    from tlhub.engine.trainer import _apply_overrides
+
+    _apply_overrides(model, resolved)
+    step_s, forward_s = _time_steps(adapter, model, data, resolved.batch_size)
+    plan.measured.update(step_seconds=round(step_s, 4), forward_seconds_per_example=round(forward_s, 6))
+    flips = 2 if adapter.modality == "image" and resolved.probe_hflip else 1
+    fixed = (n_train * flips + n_val + n_test) * forward_s + PROBE_SECONDS_PER_EXAMPLE * n_train * flips
+    epoch_s = EPOCH_OVERHEAD * math.ceil(n_train / resolved.batch_size) * step_s + n_val * forward_s
+    plan.measured.update(fixed_seconds=round(fixed, 1), epoch_seconds=round(epoch_s, 2), spent_before_plan=round(elapsed_s, 1))
+    left = budget - elapsed_s - fixed
+    epochs = int(max(0.0, left) // epoch_s) if epoch_s > 0 else 0
+    where = (f"{budget:.0f} s budget - {elapsed_s:.0f} s spent - {fixed:.0f} s for the probe's feature passes, its solve and "
+             f"the final evaluation leaves {max(left, 0):.0f} s; one fine-tuning epoch takes about {epoch_s:.1f} s "
+             f"(a timed training step of {resolved.batch_size}: {step_s:.2f} s)")
+    if epochs < MIN_FINETUNE_EPOCHS:
+        plan.decide("strategy", "feature-extraction", f"{where}: room for {epochs} epoch(s), fewer than {MIN_FINETUNE_EPOCHS}, so a probe alone")
+        plan.planned_s = elapsed_s + fixed
+    else:
+        epochs = min(epochs, MAX_FINETUNE_EPOCHS)
+        plan.decide("strategy", "lp-ft", f"{where}: room to fine-tune after the probe")
+        plan.decide("epochs", epochs, f"{where}" + (f"; capped at {MAX_FINETUNE_EPOCHS}" if epochs == MAX_FINETUNE_EPOCHS else ""))
+        steps = epochs * math.ceil(n_train / resolved.batch_size)
+        if adapter.modality == "image" and epochs >= AUGMENT_FROM_EPOCHS:
+            plan.decide("auto_augment", "trivialaugment", f"{epochs} epochs over {n_train:,} images would overfit them: TrivialAugment, "
+                        "which has nothing to tune")
+        if steps >= EMA_FROM_STEPS:
+            decay = float(min(0.9999, max(0.99, round(1 - 10 / steps, 4))))
+            plan.decide("ema_decay", decay, f"{steps:,} optimizer steps: a weight average over about the last tenth of them "
+                        "generalises better than the last step on small data")
+        patience = max(5, epochs // 5)
+        plan.decide("early_stopping_patience", patience, f"a fifth of the {epochs} epochs (at least 5) without validation improvement")
+        plan.planned_s = elapsed_s + fixed + epochs * epoch_s
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        memo.write_text(json.dumps(plan.to_dict(), indent=2), encoding="utf-8")
+    except OSError:
+        pass  # a plan that cannot be remembered is re-made by a resume; nothing else depends on it
+    for line in plan.summary_lines():
+        say(f"recipe    {line}")
+    return cfg.replace(**plan.overrides()), plan
+
+
+def _sample_rows(labels, per_class: int, cap: int) -> list[int]:
+    seen: dict[int, int] = {}
+    rows = []
+    for i, y in enumerate(labels):
+        if seen.get(y, 0) < per_class:
+            seen[y] = seen.get(y, 0) + 1
+            rows.append(i)
+        if len(rows) >= cap:
+            break
+    return rows
+
+
+def _choose_input_size(cfg, adapter, model, data, plan: RecipePlan) -> None:
+    import torch
+
+    from tlhub.engine.probe import loo_accuracy
+
+    native = adapter.preprocessing(model).input_size
+    if cfg.image_size is not None or not native:
+        return
+    native_px = int(min(native[-2:]))
+    train = data.splits["train"]
+    labels = list(train["label"])
+    rows = _sample_rows(labels, SIZE_SAMPLE_PER_CLASS, SIZE_SAMPLE_MAX)
+    images = [adapter.decode_input(train[i]["input"]) for i in rows]
+    source_px = int(np.median([min(getattr(im, "size", (native_px, native_px))) for im in images]))
+    plan.measured["source_px"] = source_px
+    if source_px >= native_px:
+        plan.measured["sizes"] = {}
+        return  # the images are at least the backbone's size: its own preprocessing
+    y = np.asarray([labels[i] for i in rows])
+    sizes = sorted({s for s in CANDIDATE_SIZES if s < native_px} | {native_px})
+    scores: dict[int, float] = {}
+    costs: dict[int, float] = {}
+    model.eval()
+    for size in sizes:
+        model.set_input_size(size, 1.0)
+        collate = adapter.make_collate(model, train=False)
+        feats = []
+        clock = time.perf_counter()
+        with torch.inference_mode():
+            for k in range(0, len(images), 64):
+                feats.append(model.forward_features(collate(images[k : k + 64])).float().numpy())
+        costs[size] = (time.perf_counter() - clock) / len(images)
+        scores[size] = loo_accuracy(np.concatenate(feats), y)[0]
+    best = max(sizes, key=lambda s: scores[s])
+    se = math.sqrt(max(scores[best] * (1 - scores[best]), 1e-6) / len(y))
+    chosen = min(s for s in sizes if scores[s] >= scores[best] - se)
+    plan.measured["sizes"] = {str(s): {"loo_accuracy": round(scores[s], 4), "ms_per_image": round(1000 * costs[s], 2)} for s in sizes}
+    table = ", ".join(f"{s} px {scores[s]:.3f}" for s in sizes)
+    plan.decide("image_size", chosen, f"source images {source_px} px, the backbone's {native_px} px; leave-one-out probe accuracy on "
+                f"{len(y)} training images: {table}; {chosen} px is the smallest within one standard error ({se:.3f}) of the best "
+                f"({best} px), at {costs[chosen] / costs[best]:.2f}x its cost per image")
+    if cfg.crop_pct is None:
+        plan.decide("crop_pct", 1.0, f"{source_px} px images are smaller than the input: no centre crop, their borders are part of them")
+
+
+def _choose_max_length(cfg, adapter, model, data, plan: RecipePlan) -> None:
+    if cfg.max_length is not None:
+        return
+    train = data.splits["train"]
+    rows = list(range(min(len(train), 500)))
+    texts = [adapter.decode_input(train[i]["input"]) for i in rows]
+    batch = adapter.make_collate(model, train=False)(texts)
+    mask = batch.get("attention_mask")
+    if mask is None:
+        return
+    counts = mask.sum(1).numpy()
+    limit = int(getattr(model, "max_length", 0) or counts.max())
+    p95 = int(np.percentile(counts, 95))
+    chosen = int(min(limit, max(16, 16 * math.ceil(p95 / 16))))
+    plan.measured["token_counts"] = {"p50": int(np.median(counts)), "p95": p95, "max": int(counts.max()), "limit": limit}
+    plan.decide("max_length", chosen, f"95% of {len(rows)} training texts have at most {p95} tokens (of the encoder's {limit}); "
+                "rounded up to a multiple of 16")
+
+
+def _time_steps(adapter, model, data, batch_size: int) -> tuple[float, float]:
+    """(seconds of one training step of ``batch_size``, seconds of inference per example), measured
+    on real training inputs; the model's weights, statistics and the random generators are left as they were."""
+    import torch
+    import torch.nn.functional as F
+
+    train = data.splits["train"]
+    n = min(batch_size, len(train))
+    inputs = [adapter.decode_input(train[i]["input"]) for i in range(n)]
+    labels = torch.as_tensor([int(train[i]["label"]) for i in range(n)])
+    collate = adapter.make_collate(model, train=False)
+    batch = collate(inputs)
+    buffers = {k: v.detach().clone() for k, v in model.named_buffers()}
+    grads = {k: p.requires_grad for k, p in model.named_parameters()}
+    was_training = model.training
+    try:
+        with torch.random.fork_rng():
+            model.freeze_backbone("all")
+            model.train()
+            times = []
+            for _ in range(3):  # the first call pays for allocation: the median of three
+                clock = time.perf_counter()
+                loss = F.cross_entropy(model(batch), labels)
+                loss.backward()
+                times.append(time.perf_counter() - clock)
+                model.zero_grad(set_to_none=True)
+            step_s = float(np.median(times))
+            model.eval()
+            with torch.inference_mode():
+                model.forward_features(batch)
+                clock = time.perf_counter()
+                model.forward_features(batch)
+                forward_s = (time.perf_counter() - clock) / n
+    finally:
+        with torch.no_grad():
+            for k, v in model.named_buffers():
+                v.copy_(buffers[k])
+        for k, p in model.named_parameters():
+            p.requires_grad_(grads[k])
+        model.train(was_training)
+    return step_s, forward_s

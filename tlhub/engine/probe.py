@@ -212,20 +212,6 @@ def cv_accuracy(x, y, folds: int = 5, seed: int = 0, *, Cs: Sequence[float] = DE
     return max(scores.values())
 
 
-def fold_accuracies(x, y, *, C: float, folds: int = 5, seed: int = 0, groups: Sequence[int] | None = None) -> list[float]:
-    """The probe's accuracy on each of ``folds`` stratified folds at L2 strength ``C`` (statistics
-    of each training fold only): what ``tlhub select`` reports as mean ± sd."""
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.int64)
-    k = int(y.max()) + 1
-    out = []
-    for tr, te in _folds(y, folds, seed):
-        std = Standardizer.fit(x[tr], groups)
-        coef, b = _fit(std(x[tr]), y[tr], C, seed, k)
-        out.append(_score((std(x[te]) @ coef.T + b).argmax(-1), y[te], False))
-    return out
-
-
 #: Ridge strengths tried when scoring layers, per feature of the standardised input (the penalty
 #: grows with the width, so a wide group and a narrow one are judged on the same footing).
 RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-3, 2, 11))
@@ -257,6 +243,25 @@ def loo_accuracy(x, y, *, groups: Sequence[int] | None = None, alphas: Sequence[
     targets = np.where(np.arange(int(y.max()) + 1)[None, :] == y[:, None], 1.0, -1.0)
     model = RidgeCV(alphas=np.asarray(alphas) * z.shape[1], scoring=_argmax_accuracy).fit(z, targets)
     return float(model.best_score_), float(model.alpha_ / z.shape[1])
+
+
+def ridge_fold_accuracies(x, y, *, folds: int = 5, seed: int = 0, alphas: Sequence[float] = RIDGE_ALPHAS) -> list[float]:
+    """The accuracy on each of ``folds`` stratified folds of a ridge classifier trained on the
+    other folds (standardised with their statistics, its strength chosen by their exact
+    leave-one-out accuracy): ``tlhub select``'s k-fold probe, one eigendecomposition per fold."""
+    from sklearn.linear_model import RidgeCV
+
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.int64)
+    classes = np.arange(int(y.max()) + 1)
+    out = []
+    for tr, te in _folds(y, folds, seed):
+        std = Standardizer.fit(x[tr])
+        z = std(x[tr])
+        targets = np.where(classes[None, :] == y[tr][:, None], 1.0, -1.0)
+        model = RidgeCV(alphas=np.asarray(alphas) * z.shape[1], scoring=_argmax_accuracy).fit(z, targets)
+        out.append(float((model.predict(std(x[te])).argmax(1) == y[te]).mean()))
+    return out
 
 
 def _argmax_accuracy(estimator, x, targets) -> float:

@@ -124,8 +124,11 @@ def test_compute_metrics_matches_sklearn(data):
     result = compute_metrics(preds, refs, LABELS7, split="validation", loss=0.75)
 
     assert result.split == "validation" and result.num_samples == 400 and result.labels == LABELS7
-    assert set(result.metrics) == {"accuracy", "precision_macro", "recall_macro", "f1_macro", "loss"}
+    assert set(result.metrics) == {"accuracy", "precision_macro", "recall_macro", "f1_macro", "balanced_accuracy", "loss"}
     assert result.metrics["accuracy"] == pytest.approx(accuracy_score(refs, preds))
+    from sklearn.metrics import balanced_accuracy_score
+
+    assert result.metrics["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(refs, preds))
     p, r, f, _ = precision_recall_fscore_support(refs, preds, average="macro", zero_division=0)
     assert result.metrics["precision_macro"] == pytest.approx(p)
     assert result.metrics["recall_macro"] == pytest.approx(r)

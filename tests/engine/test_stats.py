@@ -28,7 +28,7 @@ def _predictions(n: int, accuracy: float, num_classes: int = 4, seed: int = 1) -
 def test_intervals_contain_the_point_estimates():
     preds, refs = _predictions(1_000, 0.8)
     result = compute_metrics(preds, refs, LABELS)
-    assert set(result.intervals) == {"accuracy", "precision_macro", "recall_macro", "f1_macro"}
+    assert set(result.intervals) == {"accuracy", "precision_macro", "recall_macro", "f1_macro", "balanced_accuracy"}
     for key, interval in result.intervals.items():
         assert interval.low < result.metrics[key] < interval.high, (key, interval)
         assert 0.0 <= interval.low and interval.high <= 1.0

@@ -361,7 +361,7 @@ def plot_selection(selection: Any, path: str | os.PathLike) -> Path:
     if not ranked:
         raise DataError("no scored candidates to plot", fix="run `tlhub select` with candidates of the data's modality")
     n = len(ranked)
-    fig = _new_figure(8.0, 1.2 + 0.55 * n)
+    fig = _new_figure(9.0, 1.2 + 0.55 * n)
     ax = fig.add_subplot(1, 1, 1)
     y = np.arange(n)[::-1]
     acc = np.asarray([c.cv_accuracy for c in ranked])
@@ -374,7 +374,7 @@ def plot_selection(selection: Any, path: str | os.PathLike) -> Path:
             note += f"   ~{c.epoch_seconds:.0f} s/epoch"
         ax.annotate(note, (c.cv_accuracy + (c.cv_sd or 0.0), yi), xytext=(4, 0), textcoords="offset points", va="center", fontsize=7)
     ax.set_yticks(y)
-    ax.set_yticklabels([_shorten(c.backbone, 38) for c in ranked], fontsize=8)
+    ax.set_yticklabels([_shorten(c.backbone, 48) for c in ranked], fontsize=8)
     low = float(max(0.0, (acc - sd).min() - 0.1))
     ax.set_xlim(low, min(1.0, float((acc + sd).max()) + 0.25))
     ax.set_xlabel(f"{selection.folds}-fold cross-validated linear-probe accuracy on the training split")

@@ -252,10 +252,14 @@ def _time_steps(adapter, model, data, batch_size: int) -> tuple[float, float]:
 
     train = data.splits["train"]
     n = min(batch_size, len(train))
+    # reading, decoding and collating are part of every pass too (at 224 px they cost as much as
+    # a small backbone's forward): timed once on the same examples
+    clock = time.perf_counter()
     inputs = [adapter.decode_input(train[i]["input"]) for i in range(n)]
     labels = torch.as_tensor([int(train[i]["label"]) for i in range(n)])
     collate = adapter.make_collate(model, train=False)
     batch = collate(inputs)
+    prepare_s = (time.perf_counter() - clock) / n
     buffers = {k: v.detach().clone() for k, v in model.named_buffers()}
     grads = {k: p.requires_grad for k, p in model.named_parameters()}
     was_training = model.training
@@ -270,13 +274,13 @@ def _time_steps(adapter, model, data, batch_size: int) -> tuple[float, float]:
                 loss.backward()
                 times.append(time.perf_counter() - clock)
                 model.zero_grad(set_to_none=True)
-            step_s = float(np.median(times))
+            step_s = float(np.median(times)) + prepare_s * n
             model.eval()
             with torch.inference_mode():
                 model.forward_features(batch)
                 clock = time.perf_counter()
                 model.forward_features(batch)
-                forward_s = (time.perf_counter() - clock) / n
+                forward_s = (time.perf_counter() - clock) / n + prepare_s
     finally:
         with torch.no_grad():
             for k, v in model.named_buffers():

@@ -659,14 +659,14 @@ def _recipe_runs(work: Path, runs: dict, name: str) -> None:
     from tlhub.core.record import TrainingRecord
 
     out = {}
-    for (section, name), (kwargs, target) in runs.items():
+    for (section, what), (kwargs, target) in runs.items():
         r = tlhub.train(**kwargs, output_dir=str(work / f"{name}-{len(out)}"), cache_dir=tempfile.mkdtemp(prefix="tlhub-bench-recipe-"))
         plan = TrainingRecord.load(r.model_dir).recipe
         ci = r.eval.intervals["accuracy"]
-        out[f"{section}: {name}"] = {"accuracy": r.metrics["accuracy"], "interval": [ci.low, ci.high], "seconds": r.seconds,
+        out[f"{section}: {what}"] = {"accuracy": r.metrics["accuracy"], "interval": [ci.low, ci.high], "seconds": r.seconds,
                                      "planned_s": plan and plan["planned_s"], "decisions": plan and {k: d["value"] for k, d in plan["decisions"].items()}}
         chosen = "" if not plan else " (" + ", ".join(f"{k} {d['value']}" for k, d in plan["decisions"].items()) + f"; planned {plan['planned_s']:.0f} s)"
-        row(section, f"{name}: test accuracy [95% CI], wall", f"{r.metrics['accuracy']:.4f} [{ci.low:.4f}, {ci.high:.4f}], {r.seconds:.0f} s{chosen}", target)
+        row(section, f"{what}: test accuracy [95% CI], wall", f"{r.metrics['accuracy']:.4f} [{ci.low:.4f}, {ci.high:.4f}], {r.seconds:.0f} s{chosen}", target)
     save(name, out)
 
 

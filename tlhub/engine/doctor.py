@@ -434,15 +434,11 @@ def diagnose(cfg: "TrainConfig", *, near_threshold: float = NEAR_DUPLICATE_COSIN
 def _features(cfg, source, adapter, data, report: DoctorReport) -> dict[str, Any]:
     """Each split's frozen features, through the trainer's cache (the key ``tlhub train`` uses)."""
     import numpy as np
-    from accelerate import Accelerator
 
     from tlhub.engine.features import as_tensors
-    from tlhub.engine.trainer import Loop, _apply_overrides, _mixed_precision
+    from tlhub.engine.trainer import feature_loop
 
-    model = adapter.load(source, labels=data.labels, pretrained=cfg.pretrained)
-    model.init_head()
-    _apply_overrides(model, cfg)  # image size / crop / max length: part of the cache key, as in train()
-    loop = Loop(cfg, Accelerator(mixed_precision=_mixed_precision(cfg)), adapter, model, data)
+    loop = feature_loop(cfg, source, adapter, data)
     out = {}
     for name in _ordered(data):
         x, _ = as_tensors(loop.features(name))

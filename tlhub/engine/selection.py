@@ -108,15 +108,16 @@ class Selection:
                    candidates=[CandidateScore(**c) for c in d["candidates"]], folds=d["folds"], seconds=d["seconds"],
                    budget_s=d.get("budget_s"), ranked_by=d.get("ranked_by", ""))
 
-    def save(self, folder: str | os.PathLike) -> Path:
-        """``folder/select.json`` and, when anything was scored, the bar chart ``folder/select.png``."""
+    def save(self, folder: str | os.PathLike, *, images: str | os.PathLike | None = None) -> Path:
+        """``folder/select.json`` and, when anything was scored, the bar chart ``select.png`` in
+        ``images`` (default: ``folder``; a saved model keeps it in its ``images/``)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         write_json_atomic(folder / SELECT_FILE, self.to_dict())
         if self.ranked:
             from tlhub.engine.plots import plot_selection
 
-            plot_selection(self, folder / SELECT_PNG)
+            plot_selection(self, Path(images or folder) / SELECT_PNG)
         return folder / SELECT_FILE
 
     def table(self) -> tuple[list[str], list[list[Any]]]:
@@ -219,13 +220,11 @@ def select_backbone(cfg: "TrainConfig", candidates: Sequence[str] | None = None,
 
 
 def _score_candidate(cfg: "TrainConfig", score: CandidateScore, datasets: dict, modality: str | None, folds: int, np):
-    from accelerate import Accelerator
-
     from tlhub.core.factory import resolve_backbone
     from tlhub.data.loading import load_data
     from tlhub.engine.features import as_tensors
     from tlhub.engine.probe import ridge_fold_accuracies
-    from tlhub.engine.trainer import Loop, _apply_overrides, _mixed_precision
+    from tlhub.engine.trainer import feature_loop
     from tlhub.engine.transferability import logme
 
     own = cfg.replace(backbone=score.backbone)
@@ -237,11 +236,9 @@ def _score_candidate(cfg: "TrainConfig", score: CandidateScore, datasets: dict, 
     if adapter.name not in datasets:  # the same rows for every candidate of one adapter
         datasets[adapter.name] = load_data(own.data_spec(), modality=adapter.modality, decode=adapter.decode_input, progress=False)
     data = datasets[adapter.name]
-    model = adapter.load(source, labels=data.labels, pretrained=cfg.pretrained)
-    model.init_head()
-    _apply_overrides(model, own)  # image size / crop / max length: part of the cache key, as in train()
+    loop = feature_loop(own, source, adapter, data)
+    model = loop.model
     score.parameters = int(sum(p.numel() for p in model.parameters()))
-    loop = Loop(own, Accelerator(mixed_precision=_mixed_precision(own)), adapter, model, data)
     clock = time.perf_counter()
     groups, embedding = len(model.layer_groups()), model.embedding_group()
     if embedding == groups - 1:

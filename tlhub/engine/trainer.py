@@ -667,6 +667,18 @@ def _as_config(config, overrides) -> TrainConfig:
     return TrainConfig.from_yaml(config, **overrides)
 
 
+def feature_loop(cfg: TrainConfig, source, adapter, data) -> "Loop":
+    """A :class:`Loop` over the model as ``train()`` builds it (pretrained backbone, new head, the
+    config's input size / crop / max length), for reading and filling the feature cache under the
+    key ``train()`` uses with the same options: what ``tlhub doctor`` and ``tlhub select`` read."""
+    from accelerate import Accelerator
+
+    model = adapter.load(source, labels=data.labels, pretrained=cfg.pretrained)
+    model.init_head()
+    _apply_overrides(model, cfg)  # image size / crop / max length: part of the cache key
+    return Loop(cfg, Accelerator(mixed_precision=_mixed_precision(cfg)), adapter, model, data)
+
+
 def _mixed_precision(cfg: TrainConfig) -> str:
     if cfg.mixed_precision != "auto":
         return cfg.mixed_precision
@@ -759,11 +771,7 @@ def _save(model, adapter, cfg, data, stages, state, result, model_dir: Path, che
             write_json_atomic(staging / LAYERS_FILE, layers.to_dict())
             plot_layer_scores(layers, staging / IMAGES_DIR / "layer_scores.png", title=f"each layer group alone, {data.source_name}")
         if selection is not None:
-            from tlhub.engine.plots import plot_selection
-            from tlhub.engine.selection import SELECT_FILE, SELECT_PNG
-
-            write_json_atomic(staging / SELECT_FILE, selection.to_dict())
-            plot_selection(selection, staging / IMAGES_DIR / SELECT_PNG)
+            selection.save(staging, images=staging / IMAGES_DIR)
 
     from tlhub.core.record import DatasetInfo
     from tlhub.core.saving import training_record

@@ -264,14 +264,15 @@ def _adapter_distribution(adapter_name: str | None) -> str | None:
     return None
 
 
-def requirements_for(spec, template: Path, *, adapter_name: str | None = None) -> list[str]:
+def requirements_for(spec, template: Path, *, adapter_name: str | None = None, app: str | None = None) -> list[str]:
     """Pinned requirements: the plugin that provides the adapter (a Space cannot load the model
-    without it), the adapter's libraries, what the template imports, huggingface_hub."""
+    without it), the adapter's libraries, what the template imports, huggingface_hub. ``app``:
+    the Space's ``app.py`` source when already composed (else composed from ``template``)."""
     names = list(spec.requirements)
     plugin = _adapter_distribution(adapter_name)
     if plugin and plugin not in names:
         names.insert(0, plugin)
-    app = compose_app(template)
+    app = compose_app(template) if app is None else app
     for module, dist in (("timm", "timm"), ("torch", "torch"), ("transformers", "transformers"), ("tlhub", "tlhub")):
         if re.search(rf"^\s*(import|from)\s+{module}\b", app, re.M) and dist not in names:
             names.append(dist)
@@ -398,7 +399,8 @@ def build_space(
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.building-"))
     try:
         shutil.copytree(template, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*", CLASSIFIER))
-        (staging / "app.py").write_text(compose_app(template), encoding="utf-8")
+        app_source = compose_app(template)
+        (staging / "app.py").write_text(app_source, encoding="utf-8")
         example_values = _collect_examples(saved, examples, spec.example_kind, staging)
         summary, short = _describe(saved, model_id)
         k = int(top_k or min(5, max(len(saved.labels), 1)))
@@ -420,7 +422,7 @@ def build_space(
             if GENERATED_MARKER not in text and py.name == "app.py":
                 text = f"# {GENERATED_MARKER}\n" + text
             py.write_text(render_python(text, values, filename=py.name), encoding="utf-8")
-        requirements = requirements_for(spec, template, adapter_name=saved.adapter_name)
+        requirements = requirements_for(spec, template, adapter_name=saved.adapter_name, app=app_source)
         (staging / "requirements.txt").write_text(
             f"# pinned to the versions tlhub was running when `tlhub space` wrote this Space\n"
             f"# (gradio=={_version('gradio')} comes from sdk_version in README.md)\n" + "\n".join(requirements) + "\n",

@@ -48,6 +48,10 @@ def test_yaml_then_overrides(tmp_path):
     round_trip = tmp_path / "r.yaml"
     round_trip.write_text(cfg.to_yaml())
     assert TrainConfig.from_yaml(round_trip) == cfg
+    # an override given as None means None (tlhub.train(config, test_split=None): no test split)
+    path.write_text("epochs: 3\ntest_split: test\nmax_eval_samples: 50\n")
+    cfg = TrainConfig.from_yaml(path, test_split=None, max_eval_samples=None)
+    assert (cfg.test_split, cfg.max_eval_samples, cfg.epochs) == (None, None, 3)
 
 
 def test_cli_prints_resolved_config(tmp_path):

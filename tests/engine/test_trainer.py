@@ -81,6 +81,27 @@ def test_each_strategy_trains_and_saves(strategy, tmp_path, offline_assets, cach
     assert result.example and len(result.example["predictions"]) == 3
 
 
+def test_fine_tuning_keeps_batchnorm_statistics_by_default(tmp_path, offline_assets, cache_dir):
+    # norm_eval (the default): the running statistics stay the pretrained ones while every weight
+    # fine-tunes; --no-norm-eval lets the batches update them
+    from tlhub.core.factory import create_model
+
+    pretrained = create_model(offline_assets["lite0"], labels=[str(i) for i in range(10)]).state_dict()
+    stats = [k for k in pretrained if k.endswith("running_mean") or k.endswith("running_var")]
+    assert len(stats) > 20
+    saved = {}
+    for frozen in (True, False):
+        over = {} if frozen else {"norm_eval": False}
+        result = tlhub.train(**TINY, **over, strategy="lp-ft", select_by="last", output_dir=str(tmp_path / str(frozen)), cache_dir=cache_dir)
+        assert json.loads((result.model_dir / "tlhub.json").read_text())["config"]["norm_eval"] is frozen
+        saved[frozen] = load_file(result.model_dir / "model.safetensors")
+    kept, updated = saved[True], saved[False]
+    native = {k: k.removeprefix("model.") for k in pretrained}  # the saved file is timm's own state dict
+    assert all(torch.equal(kept[native[k]], pretrained[k]) for k in stats)
+    assert not all(torch.equal(updated[native[k]], pretrained[k]) for k in stats)
+    assert not torch.equal(kept["conv_stem.weight"], pretrained["model.conv_stem.weight"])  # the weights did fine-tune
+
+
 def test_feature_cache_is_reused(tmp_path, offline_assets, cache_dir):
     cfg = dict(TINY, strategy="feature-extraction", cache_dir=cache_dir)
     first = tlhub.train(**cfg, output_dir=str(tmp_path / "a"))

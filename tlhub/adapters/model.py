@@ -161,6 +161,13 @@ class TransferModel(nn.Module):
         if mode:
             # A frozen normalisation layer must not keep updating its running statistics:
             # that would silently change the frozen backbone (Keras' classic BN pitfall).
+            # norm_eval (the trainer's default) keeps every BatchNorm on its pretrained
+            # statistics while the rest fine-tunes. Why: lp-ft's probe was fitted on features
+            # normalised by those statistics; switching to the statistics of 32-image batches
+            # of data unlike ImageNet moved the features so far that the first fine-tuning
+            # epoch undid the probe (Protocol A, Lite0: train loss 0.09 -> 3.4, validation
+            # accuracy 0.86 -> 0.50) and ten epochs did not recover (0.83 < the probe's 0.86;
+            # with norm_eval 0.89, on 990 validation images: benchmarks/run.py derive-protocol-a).
             for module in self.modules():
                 if isinstance(module, nn.modules.batchnorm._BatchNorm):
                     params = list(module.parameters(recurse=False))

@@ -71,7 +71,7 @@ class TrainConfig:
     feature_layers: str = "last"  # layer groups the probe's head reads: last, all, or indices such as "3,5,7" (see tlhub describe)
     layer_selection: str = "greedy"  # with several feature_layers: greedy (forward selection by leave-one-out accuracy on the training split) or none (use them all)
     unfreeze_every: int = 1  # gradual-unfreeze: epochs between unfreezing one more group
-    norm_eval: bool = False  # keep BatchNorm statistics frozen while fine-tuning
+    norm_eval: bool = True  # keep BatchNorm's pretrained statistics while fine-tuning (the affine weights still train); --no-norm-eval updates them from the batches
     ema_decay: float | None = None  # fine-tuning: validate and keep an exponential moving average of the weights
     drop_rate: float | None = None  # override the backbone's head dropout
     batch_size: int = 32
@@ -224,7 +224,7 @@ class TrainConfig:
             raise ConfigError(f"{path} is not valid YAML: {exc}", fix="fix the YAML syntax") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path} must hold a mapping of option: value", fix="write one 'option: value' per line")
-        return cls.from_dict({**data, **{k: v for k, v in overrides.items() if v is not None}})
+        return cls.from_dict({**data, **overrides})  # an override given as None means None (the CLI passes only the options given)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":

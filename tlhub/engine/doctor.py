@@ -432,17 +432,17 @@ def diagnose(cfg: "TrainConfig", *, near_threshold: float = NEAR_DUPLICATE_COSIN
 
 
 def _features(cfg, source, adapter, data, report: DoctorReport) -> dict[str, Any]:
-    """Each split's frozen features, through the trainer's cache (the key ``tlhub train`` uses)."""
+    """Each split's frozen features (the probe's: :meth:`Loop.embedding_features`), through the
+    trainer's cache (the key ``tlhub train`` uses)."""
     import numpy as np
 
-    from tlhub.engine.features import as_tensors
     from tlhub.engine.trainer import feature_loop
 
     loop = feature_loop(cfg, source, adapter, data)
     out = {}
     for name in _ordered(data):
-        x, _ = as_tensors(loop.features(name))
-        out[name] = x.numpy().astype(np.float32, copy=False)
+        x, _, _ = loop.embedding_features(name)  # what a probe reads (a sentence encoder's embedding, not its pooler)
+        out[name] = np.asarray(x, dtype=np.float32)
     report.feature_cache = dict(loop.feature_hits)
     return out
 

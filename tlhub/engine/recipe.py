@@ -12,7 +12,10 @@ and written down with its reason (``plan.decisions``: the run record and the car
   class-balanced sample of training images; the smallest size within one standard error of the
   best wins: upscaling 28 px images to 224 px costs about ten times the compute of 64 px and, on
   small data, rarely buys accuracy the probe can see. Such images are not centre-cropped
-  (``crop_pct`` 1.0): their borders are part of the object.
+  (``crop_pct`` 1.0): their borders are part of the object. When that size leaves the budget
+  fewer than :data:`WORTH_FINETUNE_EPOCHS` fine-tuning epochs, the largest smaller size that
+  leaves that many and whose probe scores at most :data:`FINETUNE_GAIN` lower is taken instead:
+  a short fine-tune gained more than that over the probe where it was measured.
 - **max length** (text, unless ``--max-length`` is given): the 95th percentile of the training
   texts' token counts, rounded up to a multiple of 16.
 - **throughput**: one real training step (forward and backward, every parameter trainable) and one
@@ -52,6 +55,12 @@ SIZE_SAMPLE_PER_CLASS = 30
 SIZE_SAMPLE_MAX = 300
 #: fewer fine-tuning epochs than this in the budget: a probe alone (feature extraction)
 MIN_FINETUNE_EPOCHS = 2
+#: fewer fine-tuning epochs than this at the probe's best input size: look for a smaller size that
+#: leaves room for this many, if its probe scores at most FINETUNE_GAIN lower. Measured on Protocol
+#: A's validation split (990 images, benchmarks/run.py derive-protocol-a): Lite0's 10-epoch lp-ft
+#: at 96 px scored 3.2 points above its own probe (0.8576 -> 0.8899), 30 epochs 4 points
+WORTH_FINETUNE_EPOCHS = 5
+FINETUNE_GAIN = 0.03
 MAX_FINETUNE_EPOCHS = 100
 AUGMENT_FROM_EPOCHS = 10
 EMA_FROM_STEPS = 300
@@ -125,21 +134,45 @@ def plan_recipe(cfg, adapter, model, data, *, elapsed_s: float, say=print):
         _choose_input_size(cfg, adapter, model, data, plan)
     elif adapter.modality == "text":
         _choose_max_length(cfg, adapter, model, data, plan)
-    resolved = cfg.replace(**plan.overrides())
     from tlhub.engine.trainer import _apply_overrides
 
-    _apply_overrides(model, resolved)
-    step_s, forward_s = _time_steps(adapter, model, data, resolved.batch_size)
-    plan.measured.update(step_seconds=round(step_s, 4), forward_seconds_per_example=round(forward_s, 6))
-    flips = 2 if adapter.modality == "image" and resolved.probe_hflip else 1
-    fixed = (n_train * flips + n_val + n_test) * forward_s + PROBE_SECONDS_PER_EXAMPLE * n_train * flips
-    epoch_s = EPOCH_OVERHEAD * math.ceil(n_train / resolved.batch_size) * step_s + n_val * forward_s
-    plan.measured.update(fixed_seconds=round(fixed, 1), epoch_seconds=round(epoch_s, 2), spent_before_plan=round(elapsed_s, 1))
-    left = budget - elapsed_s - fixed
-    epochs = int(max(0.0, left) // epoch_s) if epoch_s > 0 else 0
-    where = (f"{budget:.0f} s budget - {elapsed_s:.0f} s spent - {fixed:.0f} s for the probe's feature passes, its solve and "
-             f"the final evaluation leaves {max(left, 0):.0f} s; one fine-tuning epoch takes about {epoch_s:.1f} s "
-             f"(a timed training step of {resolved.batch_size}: {step_s:.2f} s)")
+    def budget_at(resolved):
+        """(epochs that fit, epoch seconds, fixed seconds, what the arithmetic was, the measurements) at ``resolved``'s input size."""
+        _apply_overrides(model, resolved)
+        step_s, forward_s = time_steps(adapter, model, data, resolved.batch_size)
+        flips = 2 if adapter.modality == "image" and resolved.probe_hflip else 1
+        fixed = (n_train * flips + n_val + n_test) * forward_s + PROBE_SECONDS_PER_EXAMPLE * n_train * flips
+        epoch_s = epoch_seconds(n_train, resolved.batch_size, step_s) + n_val * forward_s
+        left = budget - elapsed_s - fixed
+        fit = int(max(0.0, left) // epoch_s) if epoch_s > 0 else 0
+        where = (f"{budget:.0f} s budget - {elapsed_s:.0f} s spent - {fixed:.0f} s for the probe's feature passes, its solve and "
+                 f"the final evaluation leaves {max(left, 0):.0f} s; one fine-tuning epoch takes about {epoch_s:.1f} s "
+                 f"(a timed training step of {resolved.batch_size}: {step_s:.2f} s)")
+        measured = dict(step_seconds=round(step_s, 4), forward_seconds_per_example=round(forward_s, 6),
+                        fixed_seconds=round(fixed, 1), epoch_seconds=round(epoch_s, 2), spent_before_plan=round(elapsed_s, 1))
+        return fit, epoch_s, fixed, where, measured
+
+    resolved = cfg.replace(**plan.overrides())
+    epochs, epoch_s, fixed, where, measured = budget_at(resolved)
+    if adapter.modality == "image" and epochs < WORTH_FINETUNE_EPOCHS and "image_size" in plan.decisions:
+        # The probe's best size leaves (almost) no fine-tuning: a smaller size whose probe scores
+        # nearly as well may leave room for it, and fine-tuning gains more than the probe loses.
+        sizes = plan.measured["sizes"]
+        chosen = plan.decisions["image_size"]["value"]
+        for size in sorted((int(k) for k in sizes), reverse=True):
+            loss = sizes[str(chosen)]["loo_accuracy"] - sizes[str(size)]["loo_accuracy"]
+            if size >= chosen or loss > FINETUNE_GAIN:
+                continue
+            fit, e_s, f_s, w, m = budget_at(cfg.replace(**{**plan.overrides(), "image_size": size}))
+            if fit >= WORTH_FINETUNE_EPOCHS:
+                plan.decide("image_size", size, f"{plan.decisions['image_size']['reason']}; but at {chosen} px only {epochs} fine-tuning "
+                            f"epoch(s) fit the budget, and at {size} px {fit} do, for a probe score {100 * loss:.1f} points lower "
+                            f"(fine-tuning gained {100 * FINETUNE_GAIN:.0f}+ points over the probe where this was measured)")
+                epochs, epoch_s, fixed, where, measured = fit, e_s, f_s, w, m
+                break
+        resolved = cfg.replace(**plan.overrides())
+        _apply_overrides(model, resolved)
+    plan.measured.update(measured)
     if epochs < MIN_FINETUNE_EPOCHS:
         plan.decide("strategy", "feature-extraction", f"{where}: room for {epochs} epoch(s), fewer than {MIN_FINETUNE_EPOCHS}, so a probe alone")
         plan.planned_s = elapsed_s + fixed
@@ -244,7 +277,13 @@ def _choose_max_length(cfg, adapter, model, data, plan: RecipePlan) -> None:
                 "rounded up to a multiple of 16")
 
 
-def _time_steps(adapter, model, data, batch_size: int) -> tuple[float, float]:
+def epoch_seconds(n_train: int, batch_size: int, step_s: float) -> float:
+    """Seconds of one fine-tuning epoch over ``n_train`` examples from a timed step of ``batch_size``
+    (loading, augmenting and collating on top: :data:`EPOCH_OVERHEAD`); validation not included."""
+    return EPOCH_OVERHEAD * math.ceil(n_train / batch_size) * step_s
+
+
+def time_steps(adapter, model, data, batch_size: int) -> tuple[float, float]:
     """(seconds of one training step of ``batch_size``, seconds of inference per example), measured
     on real training inputs; the model's weights, statistics and the random generators are left as they were."""
     import torch

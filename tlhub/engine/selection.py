@@ -43,8 +43,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 SELECT_FILE = "select.json"
 SELECT_PNG = "select.png"
-#: one training step (forward + backward) costs about this many forward passes
-BACKWARD_FACTOR = 3.0
 
 
 @dataclass
@@ -222,8 +220,8 @@ def select_backbone(cfg: "TrainConfig", candidates: Sequence[str] | None = None,
 def _score_candidate(cfg: "TrainConfig", score: CandidateScore, datasets: dict, modality: str | None, folds: int, np):
     from tlhub.core.factory import resolve_backbone
     from tlhub.data.loading import load_data
-    from tlhub.engine.features import as_tensors
     from tlhub.engine.probe import ridge_fold_accuracies
+    from tlhub.engine.recipe import epoch_seconds, time_steps
     from tlhub.engine.trainer import feature_loop
     from tlhub.engine.transferability import logme
 
@@ -240,21 +238,7 @@ def _score_candidate(cfg: "TrainConfig", score: CandidateScore, datasets: dict, 
     model = loop.model
     score.parameters = int(sum(p.numel() for p in model.parameters()))
     clock = time.perf_counter()
-    groups, embedding = len(model.layer_groups()), model.embedding_group()
-    if embedding == groups - 1:
-        x, y = as_tensors(loop.features("train"))  # the training split only
-        x, y = x.numpy(), y.numpy()
-        score.cache_hit = bool(loop.feature_hits.get("train"))
-    else:
-        # the probe reads another group than the native classifier's input (a sentence encoder's
-        # mean-pooled last layer, not its untrained pooler): score what training will read, from
-        # the all-groups pass the trainer caches for it
-        from tlhub.engine.features import as_layer_arrays
-
-        every = list(range(groups))
-        arrays, y = as_layer_arrays(loop.features("train", layers=every), every)
-        x = arrays[embedding]
-        score.cache_hit = bool(loop.feature_hits.get(f"train[{groups} layers]"))
+    x, y, score.cache_hit = loop.embedding_features("train")  # the training split only
     score.feature_seconds = time.perf_counter() - clock
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y)
     score.feature_dim = int(x.shape[1])
@@ -266,28 +250,10 @@ def _score_candidate(cfg: "TrainConfig", score: CandidateScore, datasets: dict, 
     score.cv_folds = [round(float(a), 6) for a in best]
     score.cv_accuracy, score.cv_sd = float(np.mean(best)), float(np.std(best, ddof=1)) if len(best) > 1 else 0.0
     score.logme = logme(x, y)
-    score.epoch_seconds = _epoch_seconds(loop, model, len(y))
+    # the same timed training step as --recipe auto's plan (one estimator of a fine-tuning epoch)
+    step_s, _ = time_steps(adapter, model, data, own.batch_size)
+    score.epoch_seconds = epoch_seconds(len(y), own.batch_size, step_s)
     return data
-
-
-def _epoch_seconds(loop, model, n_train: int) -> float | None:
-    """Seconds per fine-tune epoch, estimated from one real training batch through the backbone."""
-    import torch
-
-    batch = next(iter(loop.loader("train", train=False)), None)
-    if batch is None:
-        return None
-    from tlhub.engine.evaluation import _to_device
-
-    batch = _to_device(batch, loop.accelerator.device)
-    size = len(batch["labels"])
-    model.eval()
-    with torch.inference_mode():
-        model.forward_features(batch)  # warm-up: first calls pay for allocation
-        clock = time.perf_counter()
-        model.forward_features(batch)
-        per_example = (time.perf_counter() - clock) / max(size, 1)
-    return per_example * BACKWARD_FACTOR * n_train
 
 
 def load_selection(folder: str | os.PathLike) -> Selection:

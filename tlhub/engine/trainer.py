@@ -310,6 +310,21 @@ class Loop:
             self.feature_hits[name] = hit
         return self.feature_tables[name]
 
+    def embedding_features(self, split: str) -> tuple[np.ndarray, np.ndarray, bool]:
+        """``(x, y, cache hit)`` as numpy: the features a last-layer probe reads (the model's
+        ``embedding_group``): the native classifier's input, or for a sentence encoder its
+        mean-pooled last layer (not its untrained pooler), from the all-groups pass the trainer
+        caches for it. What ``tlhub select`` scores and the data doctor searches."""
+        from tlhub.engine.features import as_layer_arrays, as_tensors
+
+        groups, embedding = len(self.model.layer_groups()), self.model.embedding_group()
+        if embedding == groups - 1:
+            x, y = as_tensors(self.features(split))
+            return x.numpy(), y.numpy(), bool(self.feature_hits.get(split))
+        every = list(range(groups))
+        arrays, y = as_layer_arrays(self.features(split, layers=every), every)
+        return arrays[embedding], np.asarray(y), bool(self.feature_hits.get(f"{split}[{groups} layers]"))
+
     def cached_inputs(self, split: str, view: str = ""):
         """``(x, y)`` tensors of what the head reads, from the feature cache: the last layer's
         features, or the concatenated features of the layer head's groups."""

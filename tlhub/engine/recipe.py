@@ -298,6 +298,11 @@ def time_steps(adapter, model, data, batch_size: int) -> tuple[float, float]:
     labels = torch.as_tensor([int(train[i]["label"]) for i in range(n)])
     collate = adapter.make_collate(model, train=False)
     batch = collate(inputs)
+    # on the model's device: tlhub select times a model its feature loop may have moved to a GPU
+    from tlhub.engine.evaluation import _model_device, _to_device
+
+    device = _model_device(model)
+    batch, labels = _to_device(batch, device), labels.to(device)
     prepare_s = (time.perf_counter() - clock) / n
     buffers = {k: v.detach().clone() for k, v in model.named_buffers()}
     grads = {k: p.requires_grad for k, p in model.named_parameters()}

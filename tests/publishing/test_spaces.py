@@ -335,7 +335,11 @@ def test_space_serve_stops_its_app_on_sigterm(text_model, tmp_path):
         os.kill(proc.pid, signal.SIGTERM)  # to `tlhub space serve` only, as `kill PID` or a service manager does
         assert proc.wait(timeout=30) == 128 + signal.SIGTERM, log.read_text(errors="replace")[-3000:]
         assert not _alive(app), "app.py outlived `tlhub space serve`"
-        with socket.socket() as s:  # and the port is free again
+        with socket.socket() as s:  # and the port is free again, for a restarted server
+            # SO_REUSEADDR as uvicorn sets it: the test's own requests can leave TIME_WAIT
+            # entries on the port for a minute, which block a plain bind but not a server;
+            # only a socket still listening there (an app.py that lived on) fails this bind.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("127.0.0.1", port))
     finally:
         if proc.poll() is None:

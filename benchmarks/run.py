@@ -25,6 +25,8 @@ Sections:
   derive-protocol-a  Protocol A's recipe chosen on validation only (990 training-split images; the
                  test split not loaded): the candidates of DERIVE_A, one table
   derive-protocol-b  the same for Protocol B's learning rate and epochs (DERIVE_B)
+  derive-recipe-size  a probe alone at 96/160/224 px against short fine-tunes at 96 px, on
+                 validation: the evidence for --recipe auto's size-for-epochs trade (DERIVE_SIZE)
   stats-cost     what honest numbers cost: the bootstrap on 10,000 examples; `compare` of two
                  models against evaluating each
   norm-eval      BatchNorm statistics frozen while fine-tuning vs updated (digits; MobileNetV2),
@@ -217,6 +219,31 @@ def norm_eval(work: Path) -> None:
             save("norm-eval", out)
             row(label, f"{name}, norm_eval {str(frozen).lower()}: validation accuracy [95% CI]",
                 f"{r.metrics['accuracy']:.4f} [{ci.low:.4f}, {ci.high:.4f}] ({r.seconds:.0f} s)")
+
+
+#: The evidence for --recipe auto's size-for-epochs trade (tlhub.engine.recipe.FINETUNE_GAIN):
+#: on Protocol A's validation split, a probe alone at each input size against short lp-ft
+#: fine-tunes at 96 px (the default light recipe, BatchNorm statistics frozen).
+_LIGHT = dict(auto_augment=None, random_erasing=0.0, ema_decay=None, select_by="val_loss", early_stopping_patience=5, norm_eval=True)
+DERIVE_SIZE = {
+    "probe alone at 96 px": dict(strategy="feature-extraction", image_size=96),
+    "probe alone at 160 px": dict(strategy="feature-extraction", image_size=160),
+    "probe alone at 224 px": dict(strategy="feature-extraction", image_size=224),
+    "lp-ft at 96 px, 3 epochs": dict(image_size=96, epochs=3, **_LIGHT),
+    "lp-ft at 96 px, 5 epochs": dict(image_size=96, epochs=5, **_LIGHT),
+    "lp-ft at 96 px, 10 epochs": dict(image_size=96, epochs=10, **_LIGHT),
+    "lp-ft at 160 px, 3 epochs": dict(image_size=160, epochs=3, **_LIGHT),
+    # and whether 15 epochs (what a 3-minute budget leaves at 96 px) want TrivialAugment and EMA
+    # (tlhub.engine.recipe.AUGMENT_FROM_EPOCHS): the light recipe against the one it planned
+    "lp-ft at 96 px, 15 epochs": dict(image_size=96, epochs=15, **_LIGHT),
+    "lp-ft at 96 px, 15 epochs, TrivialAugment, EMA 0.99": dict(image_size=96, epochs=15, **{**_LIGHT, "auto_augment": "trivialaugment",
+                                                                                             "ema_decay": 0.99}),
+}
+
+
+def derive_recipe_size(work: Path) -> None:
+    """What a probe at a larger input size is worth against fine-tuning at a smaller one (validation only)."""
+    _derive(work, "derive-recipe-size", HERE / "configs" / "fmnist-protocol-a.yaml", DERIVE_SIZE, "Fashion-MNIST, Protocol A sizes")
 
 
 def derive_protocol_a(work: Path) -> None:
@@ -890,6 +917,7 @@ SECTIONS = {
     "quality-text": quality_text,
     "derive-protocol-a": derive_protocol_a,
     "derive-protocol-b": derive_protocol_b,
+    "derive-recipe-size": derive_recipe_size,
     "stats-cost": stats_cost,
     "norm-eval": norm_eval,
     "epoch-cost": epoch_cost,

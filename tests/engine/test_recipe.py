@@ -61,3 +61,34 @@ def test_auto_recipe_plans_from_the_data_and_keeps_to_its_budget(tmp_path, offli
     again, plan2 = plan_recipe(cfg, adapter, model, data, elapsed_s=0.0, say=said.append)
     assert plan2.decisions == decisions and "followed again" in said[0]
     assert again.image_size == chosen
+
+
+def test_a_size_whose_fixed_costs_overrun_the_budget_gives_way_to_one_that_leaves_fine_tuning():
+    """The rule ``--recipe auto --budget 3m`` met on Protocol A: the probe's best size (224 px) cannot
+    even run its feature passes in the budget, 160 px leaves one epoch, 96 px leaves eleven."""
+    from tlhub.engine.recipe import FINETUNE_GAIN, RecipePlan, _Fit, _trade_size_for_epochs
+
+    probe = {64: 0.787, 96: 0.810, 128: 0.783, 160: 0.833, 224: 0.857}
+    epochs = {64: 20, 96: 11, 128: 6, 160: 1}
+    plan = RecipePlan(budget_s=180, planned_s=0)
+    plan.measured["sizes"] = {str(s): {"loo_accuracy": v} for s, v in probe.items()}
+    plan.decide("image_size", 224, "the probe's best")
+
+    def fit(size, fits=True):
+        return _Fit(epochs=epochs.get(size, 0), epoch_s=10.0, fixed_s=50.0, spent_s=20.0, fits=fits, where="", measured={"size": size})
+
+    timed = []
+    chosen = _trade_size_for_epochs(plan, lambda s: timed.append(s) or fit(s), fit(224, fits=False))
+    assert timed == [160, 128, 96, 64]  # every smaller size was timed, none larger
+    assert chosen.measured == {"size": 96} and plan.decisions["image_size"]["value"] == 96
+    assert probe[96] + FINETUNE_GAIN > max(probe[160], probe[64] + FINETUNE_GAIN)
+    reason = plan.decisions["image_size"]["reason"]
+    assert "overrun the budget" in reason and "224 px 0.857 (over budget)" in reason and "96 px 0.810 + 0.06" in reason
+    assert plan.measured["size_worth"]["224"]["fits"] is False
+
+    # a probe alone at the best size still wins over fine-tuning at sizes that score far lower
+    far = RecipePlan(budget_s=180, planned_s=0)
+    far.measured["sizes"] = {"64": {"loo_accuracy": 0.70}, "96": {"loo_accuracy": 0.75}, "224": {"loo_accuracy": 0.857}}
+    far.decide("image_size", 224, "the probe's best")
+    assert _trade_size_for_epochs(far, fit, fit(224)).measured == {"size": 224}  # 0.857 > 0.75 + 0.06
+    assert far.decisions["image_size"]["reason"] == "the probe's best"

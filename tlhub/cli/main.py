@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 0
+    from tlhub.engine.allocator import keep_freed_memory
+
+    keep_freed_memory()  # every command that gets here may run a model on the CPU: tlhub.engine.allocator
     try:
         return int(args.handler(args) or 0)
     except TlhubError as exc:

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tlhub.engine.allocator import keep_freed_memory
 from tlhub.engine.config import TrainConfig
 from tlhub.errors import ConfigError
 from tlhub.core.saving import EXAMPLES_DIR, IMAGES_DIR, LAYERS_FILE, LOG_FILE, save_model
@@ -83,6 +84,7 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, **overri
 
         return train_repeated(cfg)
     started = time.perf_counter()
+    keep_freed_memory()  # 3x faster passes at 224 px on CPU: see tlhub.engine.allocator
 
     from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration, set_seed
@@ -688,6 +690,7 @@ def feature_loop(cfg: TrainConfig, source, adapter, data) -> "Loop":
     key ``train()`` uses with the same options: what ``tlhub doctor`` and ``tlhub select`` read."""
     from accelerate import Accelerator
 
+    keep_freed_memory()
     model = adapter.load(source, labels=data.labels, pretrained=cfg.pretrained)
     model.init_head()
     _apply_overrides(model, cfg)  # image size / crop / max length: part of the cache key

@@ -75,7 +75,7 @@ def test_a_size_whose_fixed_costs_overrun_the_budget_gives_way_to_one_that_leave
     plan.decide("image_size", 224, "the probe's best")
 
     def fit(size, fits=True):
-        return _Fit(epochs=epochs.get(size, 0), epoch_s=10.0, fixed_s=50.0, spent_s=20.0, fits=fits, where="", measured={"size": size})
+        return _Fit(epochs=epochs.get(size, 0), epoch_s=10.0, fixed_s=50.0, fits=fits, where="", measured={"size": size})
 
     timed = []
     chosen = _trade_size_for_epochs(plan, lambda s: timed.append(s) or fit(s), fit(224, fits=False))

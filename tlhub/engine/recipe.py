@@ -128,7 +128,6 @@ class _Fit:
     epochs: int  # fine-tuning epochs that fit after the fixed costs
     epoch_s: float
     fixed_s: float  # the probe's feature passes and solve, and the final evaluation
-    spent_s: float  # before training starts: loading, the size probe, the timings
     fits: bool  # the fixed costs alone fit the budget
     where: str  # the arithmetic, for the reasons
     measured: dict[str, Any]
@@ -184,7 +183,7 @@ def plan_recipe(cfg, adapter, model, data, *, elapsed_s: float, say=print):
                  f"(a timed training step of {resolved.batch_size}: {step_s:.2f} s)")
         measured = dict(step_seconds=round(step_s, 4), forward_seconds_per_example=round(forward_s, 6),
                         fixed_seconds=round(fixed, 1), epoch_seconds=round(epoch_s, 2), spent_before_plan=round(spent, 1))
-        return _Fit(epochs=int(max(0.0, left) // epoch_s) if epoch_s > 0 else 0, epoch_s=epoch_s, fixed_s=fixed, spent_s=spent,
+        return _Fit(epochs=int(max(0.0, left) // epoch_s) if epoch_s > 0 else 0, epoch_s=epoch_s, fixed_s=fixed,
                     fits=left >= 0, where=where, measured=measured)
 
     fit = budget_at(None)

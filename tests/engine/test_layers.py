@@ -35,7 +35,8 @@ def test_layers_are_scored_chosen_and_recorded(layer_run):
     assert record.layers == evidence
     groups = evidence["groups"]
     assert [g["index"] for g in groups] == list(range(8))
-    assert [g["width"] for g in groups] == [32, 16, 24, 40, 80, 112, 192, 1280]
+    # layer_grid 2 (the default): each intermediate map pooled over 2 x 2 cells, the last group is the model's own features
+    assert [g["width"] for g in groups] == [4 * 32, 4 * 16, 4 * 24, 4 * 40, 4 * 80, 4 * 112, 4 * 192, 1280]
     assert all(0.0 <= g["cv_accuracy"] <= 1.0 for g in groups)
     assert evidence["scored_by"] == "leave-one-out ridge"
     # greedy selection starts from the best single group and only adds what helps
@@ -46,9 +47,11 @@ def test_layers_are_scored_chosen_and_recorded(layer_run):
     if evidence["chosen"] != [7]:  # more than the backbone's own features: a head over those groups
         assert record.layer_head["layers"] == evidence["chosen"]
         assert record.layer_head["widths"] == [groups[i]["width"] for i in evidence["chosen"]]
+        assert record.layer_head["grid"] == 2
         assert (model_dir / LAYER_HEAD_FILE).is_file()
     assert (model_dir / "images" / "layer_scores.png").stat().st_size > 5_000
-    assert record.probe["solver"] == "lbfgs" and record.probe["scored_by"] == "validation accuracy"
+    # a validation split of a few examples is too few to choose C by: 5-fold CV of train chose it
+    assert record.probe["solver"] == "lbfgs" and record.probe["scored_by"] == "5-fold cv accuracy"
 
 
 def test_a_multi_layer_head_reloads_with_identical_logits(tmp_path, offline_assets):
@@ -57,7 +60,8 @@ def test_a_multi_layer_head_reloads_with_identical_logits(tmp_path, offline_asse
 
     model = tlhub.create_model(LITE0, labels=[str(i) for i in range(4)]).eval()
     model.set_input_size(32, 1.0)
-    head = LayerHead([3, 5, 7], [40, 112, 1280], 4)
+    model.layer_grid = 2  # the saved head says how its features were pooled, and the reload follows it
+    head = LayerHead([3, 5, 7], [4 * 40, 4 * 112, 1280], 4, grid=2)
     torch.nn.init.normal_(head.linear.weight, std=0.05)
     model.set_layer_head(head)
     # the layer head alone trains on a frozen backbone: the native classifier takes no part in forward
@@ -70,10 +74,15 @@ def test_a_multi_layer_head_reloads_with_identical_logits(tmp_path, offline_asse
     assert not torch.allclose(before, own)  # the layer head, not the native classifier, decides
     save_model(model, tmp_path / "m")
     again = tlhub.create_model(str(tmp_path / "m")).eval()
-    assert again.layer_head.spec() == head.spec()
+    assert again.layer_head.spec() == head.spec() and again.layer_grid == 2
     assert again.training_record.preprocessing.input_size == (3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(again({"pixel_values": images}), before, rtol=0, atol=0)
+    # a model saved before heads recorded their grid pooled globally, and still loads that way
+    spec = json.loads((tmp_path / "m" / "tlhub.json").read_text())
+    assert spec["layer_head"].pop("grid") == 2
+    (tmp_path / "m" / "tlhub.json").write_text(json.dumps(spec))
+    assert tlhub.create_model(str(tmp_path / "m")).layer_grid == 1
     # the head lives beside the native weights: without its file the model says so, never falls back
     (tmp_path / "m" / LAYER_HEAD_FILE).unlink()
     with pytest.raises(TlhubError, match="layer_head.safetensors is missing"):

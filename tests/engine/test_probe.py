@@ -184,6 +184,62 @@ def test_cache_key_grows_by_the_layer_set(offline_assets):
     last = cache_key(model, "p", "d")
     assert last == cache_key(model, "p", "d", None)
     assert len({last, cache_key(model, "p", "d", [7]), cache_key(model, "p", "d", [3, 7]), cache_key(model, "p", "d", [0, 3, 7])}) == 4
+    # the pooling of the intermediate maps is part of a layer table's key, not of a last-layer one
+    globally = cache_key(model, "p", "d", [3, 7])
+    model.layer_grid = 2
+    assert cache_key(model, "p", "d", [3, 7]) != globally and cache_key(model, "p", "d") == last
+
+
+def test_intermediate_maps_are_pooled_over_a_grid(offline_assets):
+    model = tlhub.create_model(LITE0, labels=["a", "b"]).eval()
+    x = torch.randn(2, 3, 64, 64)
+    captured = {}
+    handle = model.model.blocks[3].register_forward_hook(lambda m, a, out: captured.setdefault("map", out))
+    with torch.no_grad():
+        single = model.forward_layer_features({"pixel_values": x}, [4, 7])
+        model.layer_grid = 2
+        grid = model.forward_layer_features({"pixel_values": x}, [4, 7])
+        own = model.forward_features({"pixel_values": x})
+    handle.remove()
+    fmap = captured["map"]  # (2, 80, 4, 4): blocks.3 is group 4
+    assert single[0].shape == (2, 80) and grid[0].shape == (2, 4 * 80)
+    cells = grid[0].reshape(2, 80, 2, 2)
+    torch.testing.assert_close(cells[:, :, 0, 1], fmap[:, :, :2, 2:].mean((2, 3)))  # top-right cell
+    torch.testing.assert_close(cells.mean((2, 3)), single[0])  # equal cells: their mean is the global average
+    torch.testing.assert_close(grid[1], own)  # the last group is always the model's own pooled features
+    with pytest.raises(ConfigError, match="layer_grid"):
+        TrainConfig(backbone=LITE0, data="x", layer_grid=0)
+
+
+def test_probe_solved_in_the_span_of_its_examples_is_the_same_probe():
+    """Wider than its examples, the probe is solved in a basis of their span: the same weights."""
+    from tlhub.engine.probe import _Path
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(60, 400))
+    y = (z[:, :3].sum(1) > 0).astype(np.int64) + (z[:, 3] > 1)
+    reduced = _Path(z, y, 0, 3)
+    assert reduced.basis is not None and reduced.z.shape == (60, 60)
+    full = _Path(z, y, 0, 3)
+    full.basis, full.z = None, z.astype(np.float32)
+    for C in (0.01, 0.1):
+        (a, ab), (b, bb) = reduced.at(C), full.at(C)
+        np.testing.assert_allclose(z @ a.T + ab, z @ b.T + bb, atol=2e-3)
+
+
+def test_the_regularisation_path_stops_once_it_is_past_its_best():
+    from tlhub.engine.probe import PATH_PATIENCE
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 50))
+    y = (x[:, 0] > 0).astype(np.int64)  # past some C, weaker regularisation no longer raises the CV score
+    Cs = tuple(float(c) for c in np.logspace(-3, 3, 13))
+    probe = fit_probe(x, y, seed=0, Cs=Cs)
+    tried = list(probe.scores)
+    assert tried == sorted(tried) and tried == list(Cs[: len(tried)])
+    best = tried.index(max(probe.scores, key=lambda c: (probe.scores[c], -c)))
+    assert len(tried) < len(Cs) and len(tried) - 1 - best == PATH_PATIENCE  # the weakest Cs were never solved
+    assert probe.C in tried and probe.score == max(probe.scores.values())
 
 
 def test_adapter_without_intermediate_layers_says_so(offline_assets):

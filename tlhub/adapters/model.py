@@ -32,9 +32,10 @@ class LayerHead(nn.Module):
     indices into ``layer_groups()``): one ordinary ``nn.Linear`` on the raw features (the probe's
     standardisation is folded into its weights)."""
 
-    def __init__(self, layers: Sequence[int], widths: Sequence[int], num_classes: int):
+    def __init__(self, layers: Sequence[int], widths: Sequence[int], num_classes: int, grid: int = 1):
         super().__init__()
         self.layers = [int(i) for i in layers]
+        self.grid = int(grid)  # the model's layer_grid its features were pooled with
         self.widths = [int(w) for w in widths]
         self.linear = nn.Linear(sum(self.widths), num_classes)
         # starts from zero, as every new head (TransferModel.init_head): uniform logits
@@ -46,7 +47,7 @@ class LayerHead(nn.Module):
         return self.linear(torch.cat([f.to(self.linear.weight.dtype) for f in features], dim=-1))
 
     def spec(self) -> dict[str, Any]:
-        return {"layers": self.layers, "widths": self.widths, "num_classes": self.linear.out_features}
+        return {"layers": self.layers, "widths": self.widths, "num_classes": self.linear.out_features, "grid": self.grid}
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,10 @@ class TransferModel(nn.Module):
         self.training_record: Any = None
         #: the extra training augmentation policy (``set_augmentation``), read by tlhub's image collate
         self.auto_augment: str | None = None
+        #: ``forward_layer_features``: an intermediate group whose output is a spatial map is
+        #: average-pooled over a ``layer_grid`` x ``layer_grid`` grid of cells (1 = one global
+        #: average). Adapters whose hidden outputs are not spatial (token sequences) ignore it.
+        self.layer_grid = 1
 
     # -- the contract ------------------------------------------------------------------------
     def forward_features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -95,7 +100,7 @@ class TransferModel(nn.Module):
         """Pooled features ``(batch, width_i)`` of each requested layer group (indices into
         :meth:`layer_groups`, input -> output), from one forward pass: what a head over several
         layers reads, and what the per-layer probe scores. The last group's must equal
-        :meth:`forward_features`. Default: refused, the adapter only offers its last layer."""
+        :meth:`forward_features`; spatial maps of the others are pooled over ``self.layer_grid``. Default: refused, the adapter only offers its last layer."""
         raise ConfigError(
             f"adapter {self.adapter_name!r} only offers its last layer's features (asked for layer groups {list(layers)})",
             fix="use feature_layers: last, or implement TransferModel.forward_layer_features in the adapter's model "

@@ -113,12 +113,14 @@ def _restore_layer_head(model: "TransferModel", source: BackboneSource, spec: di
     from safetensors.torch import load_file
 
     try:
-        head = LayerHead(spec["layers"], spec["widths"], int(spec["num_classes"]))
+        # "grid": how its features were pooled (absent in models saved before it existed: global averages)
+        head = LayerHead(spec["layers"], spec["widths"], int(spec["num_classes"]), grid=int(spec.get("grid", 1)))
         head.load_state_dict(load_file(str(path)))
     except (KeyError, TypeError, ValueError, RuntimeError, OSError, SafetensorError) as exc:  # SafetensorError: empty or truncated
         raise TlhubError(f"{path} cannot be read as the layer head {spec}: {exc}", fix=fix) from None
     if head.linear.out_features != model.num_classes:
         raise TlhubError(f"{path} has {head.linear.out_features} classes, the model {model.num_classes}", fix=fix)
+    model.layer_grid = head.grid
     model.set_layer_head(head)
 
 

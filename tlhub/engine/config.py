@@ -69,6 +69,7 @@ class TrainConfig:
     class_weights: str = "auto"  # loss weights per class: auto (balanced when the largest training class is over 3x the smallest), balanced, none
     unfreeze: str = "all"  # layer groups to unfreeze when fine-tuning: "all", a number (last N), or auto (from the per-layer probe scores)
     feature_layers: str = "last"  # layer groups the probe's head reads: last, all, or indices such as "3,5,7" (see tlhub describe)
+    layer_grid: int = 2  # intermediate layers' spatial maps are average-pooled over grid x grid cells for the per-layer probe and a head over several layers (1 = global average)
     layer_selection: str = "greedy"  # with several feature_layers: greedy (forward selection by leave-one-out accuracy on the training split) or none (use them all)
     unfreeze_every: int = 1  # gradual-unfreeze: epochs between unfreezing one more group
     norm_eval: bool = True  # keep BatchNorm's pretrained statistics while fine-tuning (the affine weights still train); --no-norm-eval updates them from the batches
@@ -151,6 +152,8 @@ class TrainConfig:
             self.feature_layers = ",".join(str(i) for i in sorted(indices))
         if self.probe_solver not in ("lbfgs", "adamw"):
             bad("probe_solver", f"unknown value {self.probe_solver!r}", "use 'lbfgs' (the default: converges for any feature scale) or 'adamw'")
+        if not isinstance(self.layer_grid, int) or isinstance(self.layer_grid, bool) or not 1 <= self.layer_grid <= 4:
+            bad("layer_grid", f"{self.layer_grid!r} is not a whole number from 1 to 4", "use 2 (the default: 2 x 2 cells) or 1 (one global average)")
         if self.layer_selection not in ("greedy", "none"):
             bad("layer_selection", f"unknown value {self.layer_selection!r}", "use 'greedy' or 'none'")
         if self.unfreeze == "auto" and self.strategy == "feature-extraction":

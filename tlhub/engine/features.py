@@ -54,6 +54,8 @@ def cache_key(model: "TransferModel", preprocessing_fingerprint: str, data_finge
     }
     if layers is not None:
         payload["layers"] = [int(i) for i in layers]
+        if model.layer_grid != 1:  # the pooling of the intermediate maps (1: the key as it always was)
+            payload["layer_grid"] = int(model.layer_grid)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 

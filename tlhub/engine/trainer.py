@@ -363,7 +363,7 @@ class Loop:
         if evidence.chosen != [len(groups) - 1]:
             from tlhub.adapters.model import LayerHead
 
-            head = LayerHead(evidence.chosen, [arrays[i].shape[1] for i in evidence.chosen], len(self.data.labels))
+            head = LayerHead(evidence.chosen, [arrays[i].shape[1] for i in evidence.chosen], len(self.data.labels), grid=self.model.layer_grid)
             self.model.set_layer_head(head.to(self.accelerator.device))
         return evidence
 
@@ -389,13 +389,14 @@ class Loop:
         """
         cfg, accelerator, model = self.cfg, self.accelerator, self.model
         train_x, train_y = self.cached_inputs("train")
+        originals = len(train_y)
         if cfg.probe_hflip and self.adapter.modality == "image":
             flip_x, flip_y = self.cached_inputs("train", view="hflip")
             train_x, train_y = torch.cat([train_x, flip_x]), torch.cat([train_y, flip_y])
         val_x, val_y = self.cached_inputs("validation")
         model.to(accelerator.device)  # every process trains the same head on the same cache
         if cfg.probe_solver == "lbfgs" and _linear_head(model) is not None:
-            self._closed_form_probe(stage, state, checkpoints, train_x, train_y, val_x, val_y)
+            self._closed_form_probe(stage, state, checkpoints, train_x, train_y, val_x, val_y, originals)
             return
         optimizer, scheduler = self._optimizer(stage, steps_per_epoch=math.ceil(len(train_y) / cfg.batch_size))
         if state.stage_epoch:
@@ -417,19 +418,28 @@ class Loop:
                     checkpoints.save_best(model, replace=best_head)  # before the checkpoint that ends the stage
                 checkpoints.save(model, optimizer, scheduler, state, cfg, best=False)
 
-    def _closed_form_probe(self, stage: Stage, state: RunState, checkpoints: "Checkpoints", train_x, train_y, val_x, val_y) -> None:
+    def _closed_form_probe(self, stage: Stage, state: RunState, checkpoints: "Checkpoints", train_x, train_y, val_x, val_y,
+                           originals: int) -> None:
         """The probe as a convex problem solved to convergence (:func:`tlhub.engine.probe.fit_probe`):
-        standardised features, the L2 strength chosen on the validation split (which stays
-        held out: the head is fit on train only); the weights go into the model's own linear head, the standardisation
+        standardised features, the L2 strength chosen on the validation split, or by k-fold
+        cross-validation of the training split when validation is too small to choose by
+        (``CV_BELOW_VALIDATION``); the validation split stays held out either way (the head is
+        fit on train only). The weights go into the model's own linear head, the standardisation
         folded in. One row of history: there are no epochs to choose from."""
-        from tlhub.engine.probe import fit_probe
+        from tlhub.engine.probe import CV_BELOW_VALIDATION, fit_probe
 
         cfg, model = self.cfg, self.model
         started = time.perf_counter()
-        self._announce(stage, ", on cached features (logistic regression, C chosen on validation"
+        by_cv = len(val_y) < CV_BELOW_VALIDATION
+        self._announce(stage, ", on cached features (logistic regression, C chosen by "
+                              + (f"cross-validation of train: validation has {len(val_y):,} < {CV_BELOW_VALIDATION:,} examples" if by_cv else "validation")
                               + (", balanced class weights)" if self.class_weight_by_index else ")"))
         layer_head = model.layer_head
+        # ``originals``: the flipped copies follow the first ``originals`` rows of train_x, and
+        # cross-validation reads the originals alone (an image and its mirror in different folds would leak)
         probe = fit_probe(train_x.cpu().numpy(), train_y.cpu().numpy(), val_x.cpu().numpy(), val_y.cpu().numpy(),
+                          select_x=train_x[:originals].cpu().numpy() if by_cv else None,
+                          select_y=train_y[:originals].cpu().numpy() if by_cv else None,
                           seed=cfg.seed, num_classes=len(self.data.labels),
                           groups=layer_head.widths if layer_head is not None else None,  # equal say per layer group
                           # the validation split stays held out: it scores this head, and later stages
@@ -715,6 +725,7 @@ def _apply_overrides(model, cfg: TrainConfig) -> None:
     model.set_augmentation(cfg.auto_augment)
     model.set_channels_last(cfg.channels_last)
     model.norm_eval = cfg.norm_eval
+    model.layer_grid = cfg.layer_grid
 
 
 class _RandomErasing:

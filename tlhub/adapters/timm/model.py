@@ -49,7 +49,15 @@ class TimmTransferModel(TransferModel):
         return self.model(self._pixels(batch))
 
     def forward_layer_features(self, batch, layers):
-        """One forward pass; the output of each requested layer group, global-average-pooled.
+        """One forward pass; the output of each requested layer group, average-pooled over a
+        ``layer_grid`` x ``layer_grid`` grid (global average at 1).
+
+        Why a grid: a linear head on a middle layer cannot tell where in the image a pattern
+        fired once its map is averaged to one vector, and on small, centred images (Fashion-MNIST)
+        that is what the middle layers know best. On Protocol A's validation images (990, never
+        the test split) a head over Lite0's groups 4-7 scored 0.8515 with global averages and
+        0.8667 with 2 x 2 cells; the last group alone is the same either way (it is the model's
+        own pooled features). Head2Toe (Evci et al. 2022) pools intermediate maps the same way.
 
         The groups are timm's coarse parameter groups (``layer_groups``: stem, one per stage,
         then the head convolution with the last stage), which are also what ``unfreeze`` counts,
@@ -71,7 +79,7 @@ class TimmTransferModel(TransferModel):
                 if i == last:
                     continue
                 module = self._group_output_module(groups[i])
-                handles.append(module.register_forward_hook(lambda m, a, out, i=i: captured.__setitem__(i, _pool(out))))
+                handles.append(module.register_forward_hook(lambda m, a, out, i=i: captured.__setitem__(i, _pool(out, self.layer_grid))))
             if last in wanted:
                 final = self.forward_features(batch)
             else:
@@ -114,12 +122,15 @@ class TimmTransferModel(TransferModel):
         return out
 
 
-def _pool(out) -> torch.Tensor:
-    """A layer's output as one vector per image: NCHW maps averaged over space, token sequences
-    (N, L, C: ViT blocks) over tokens; NHWC maps of channels-last convnets are NCHW tensors too."""
+def _pool(out, grid: int = 1) -> torch.Tensor:
+    """A layer's output as one vector per image: NCHW maps averaged over each cell of a
+    ``grid`` x ``grid`` grid (channel-major: C x grid^2 values), token sequences (N, L, C: ViT
+    blocks) over tokens; NHWC maps of channels-last convnets are NCHW tensors too."""
     if isinstance(out, (tuple, list)):
         out = out[0]
     if out.ndim == 4:
+        if grid > 1:
+            return torch.nn.functional.adaptive_avg_pool2d(out.float(), grid).flatten(1)
         return out.float().mean((2, 3))
     if out.ndim == 3:
         return out.float().mean(1)

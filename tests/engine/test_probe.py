@@ -136,8 +136,19 @@ def test_layer_features_and_selection_on_lite0(lite0_layers):
     best_single = max(s["score"] for s in scores.values())
     assert chosen.score >= best_single and 1 <= len(chosen.layers) <= 2
     assert chosen.steps[0]["score"] == best_single and "greedy forward selection" in chosen.reason
-    n, sentence = unfreeze_recommendation({i: s["score"] for i, s in scores.items()}, 8)
+    n, sentence = unfreeze_recommendation({i: s["score"] for i, s in scores.items()}, 8, examples=len(y))
     assert 1 <= n <= 7 and f"unfreeze the last {n}" in sentence
+
+
+def test_unfreeze_recommendation_starts_where_the_features_stop_improving():
+    scores = {0: 0.50, 1: 0.70, 2: 0.86, 3: 0.87, 4: 0.85}
+    # 1,000 examples: one standard error of 0.87 is 0.0106, so group 2 (0.86) is as good as the peak
+    n, sentence = unfreeze_recommendation(scores, 5, examples=1000)
+    assert n == 2 and "group 3 of 5" in sentence and "peak 0.8700 at group 4" in sentence
+    # with many more examples the peak is resolved: only the group after it is retrained
+    assert unfreeze_recommendation(scores, 5, examples=100_000)[0] == 1
+    # a curve that peaks at the last group still retrains one
+    assert unfreeze_recommendation({0: 0.5, 1: 0.6, 2: 0.9}, 3, examples=1000)[0] == 1
 
 
 def test_loo_accuracy_is_the_leave_one_out_of_a_ridge_classifier():

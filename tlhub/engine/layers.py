@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from tlhub.engine.probe import layer_scores, select_layers, unfreeze_recommendation
+from tlhub.engine.probe import MAX_SCORING_EXAMPLES, layer_scores, select_layers, unfreeze_recommendation
 
 if TYPE_CHECKING:  # pragma: no cover
     from tlhub.engine.config import TrainConfig
@@ -112,7 +112,7 @@ def gather_layer_evidence(cfg: "TrainConfig", group_names: Sequence[str], train:
     else:
         pick = select_layers({i: train[i] for i in candidates}, y, seed=cfg.seed, single={i: single[i] for i in candidates})
         chosen, selection, steps, chosen_score = pick.layers, pick.reason, pick.steps, pick.score
-    unfreeze, reason = unfreeze_recommendation(scores, n)
+    unfreeze, reason = unfreeze_recommendation(scores, n, examples=min(len(y), MAX_SCORING_EXAMPLES))
     return LayerEvidence(group_names=list(group_names), widths=[int(train[i].shape[1]) for i in range(n)], scores=scores,
                          scored_by=scored_by, candidates=candidates, chosen=sorted(chosen), selection=selection, steps=steps,
                          chosen_score=chosen_score, unfreeze=unfreeze if cfg.unfreeze == "auto" else None,

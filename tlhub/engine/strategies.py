@@ -43,8 +43,9 @@ class Stage:
 def plan_stages(cfg: TrainConfig, num_groups: int, *, recommended_unfreeze: int | None = None) -> list[Stage]:
     """The stages of ``cfg.strategy`` for a backbone with ``num_groups`` layer groups.
 
-    ``unfreeze: auto`` follows ``recommended_unfreeze``: the number of groups after the one whose
-    features score best alone (:func:`tlhub.engine.probe.unfreeze_recommendation`, computed by
+    ``unfreeze: auto`` follows ``recommended_unfreeze``: the number of groups after the first one
+    whose features alone score within one standard error of the best
+    (:func:`tlhub.engine.probe.unfreeze_recommendation`, computed by
     the trainer from the per-layer probe on cached features)."""
     probe = Stage(
         "linear-probe",

@@ -29,6 +29,7 @@ enough to score every combination the search tries). Test data never enters any 
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
@@ -243,10 +244,10 @@ def fit_probe(train_x, train_y, val_x=None, val_y=None, *, seed: int = 0, Cs: Se
     vy = np.asarray(val_y, dtype=np.int64) if has_val else None
     k = int(num_classes or max(int(y.max(initial=0)), int(vy.max(initial=0)) if has_val else 0) + 1)
     if select_x is not None:
-        scores, how, path = _scores(np.asarray(select_x, dtype=np.float64), np.asarray(select_y, dtype=np.int64), None, None, Cs,
+        scores, how, fits = _scores(np.asarray(select_x, dtype=np.float64), np.asarray(select_y, dtype=np.int64), None, None, Cs,
                                     seed=seed, folds=folds, groups=groups, num_classes=k, class_weight=class_weight)
     else:
-        scores, how, path = _scores(x, y, vx, vy, Cs, seed=seed, folds=folds, groups=groups, num_classes=k, class_weight=class_weight)
+        scores, how, fits = _scores(x, y, vx, vy, Cs, seed=seed, folds=folds, groups=groups, num_classes=k, class_weight=class_weight)
     # the best score; among ties the strongest regularisation (the smallest C)
     best = max(scores.values())
     C = min(c for c, s in scores.items() if s >= best - 1e-12)
@@ -254,7 +255,7 @@ def fit_probe(train_x, train_y, val_x=None, val_y=None, *, seed: int = 0, Cs: Se
     fx, fy = (np.concatenate([x, vx]), np.concatenate([y, vy])) if refit else (x, y)
     std = Standardizer.fit(fx, groups)
     # scored on validation and not refit: the path's solution at C is already the probe on these data
-    coef, b = path[C] if path is not None and not refit and select_x is None else _fit(std(fx), fy, C, seed, k, class_weight)
+    coef, b = fits[C] if fits is not None and not refit else _fit(std(fx), fy, C, seed, k, class_weight)
     weight, bias = std.fold(coef, b)
     return Probe(weight=weight, bias=bias, C=C, score=best, scored_by=how, scores=scores)
 
@@ -398,6 +399,15 @@ def select_layers(train: Mapping[int, np.ndarray], y, *, seed: int = 0, max_laye
     return LayerSelection(sorted(chosen), score, SCORED_BY, single, steps, reason)
 
 
+def within_one_standard_error(scores: Mapping[int, float], examples: int) -> tuple[int, int, float]:
+    """``(chosen, best, se)``: the smallest key whose accuracy is within one binomial standard
+    error (on ``examples`` examples) of the best one's; ties for the best go to the smaller key.
+    The one-standard-error rule of ``--recipe auto``'s input size and of ``unfreeze: auto``."""
+    best = max(scores, key=lambda k: (scores[k], -k))
+    se = math.sqrt(max(scores[best] * (1 - scores[best]), 1e-6) / max(int(examples), 1))
+    return min(k for k in scores if scores[k] >= scores[best] - se), best, se
+
+
 def unfreeze_recommendation(scores: Mapping[int, float], num_groups: int, examples: int) -> tuple[int, str]:
     """``(groups to unfreeze, sentence)`` from per-layer-group probe scores on ``examples``
     examples: the features stop improving at the first group whose score is within one standard
@@ -410,9 +420,7 @@ def unfreeze_recommendation(scores: Mapping[int, float], num_groups: int, exampl
     100-image validation split, against 0.88 for three groups and 0.91 for all eight
     (`benchmarks/run.py layers-unfreeze`, one seed). The first group within one standard error
     is group 4: three groups. All eight still scored higher there."""
-    peak = max(scores, key=lambda i: (scores[i], -i))  # ties: the earlier group
-    se = float(np.sqrt(scores[peak] * (1 - scores[peak]) / max(int(examples), 1)))
-    first = min(i for i in scores if scores[i] >= scores[peak] - se)
+    first, peak, se = within_one_standard_error(scores, examples)
     n = max(1, num_groups - 1 - int(first))
     return n, (f"features reach their best at group {int(first) + 1} of {num_groups} ({scores[first]:.4f}, within one standard "
                f"error ({se:.4f}) of the peak {scores[peak]:.4f} at group {int(peak) + 1}): unfreeze the last {n} group{'s' if n > 1 else ''}")

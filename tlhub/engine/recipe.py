@@ -273,7 +273,7 @@ def _sample_rows(labels, per_class: int, cap: int) -> list[int]:
 def _choose_input_size(cfg, adapter, model, data, plan: RecipePlan) -> None:
     import torch
 
-    from tlhub.engine.probe import loo_accuracy
+    from tlhub.engine.probe import loo_accuracy, within_one_standard_error
 
     native = adapter.preprocessing(model).input_size
     if cfg.image_size is not None or not native:
@@ -303,9 +303,7 @@ def _choose_input_size(cfg, adapter, model, data, plan: RecipePlan) -> None:
                 feats.append(model.forward_features(collate(images[k : k + 64])).float().numpy())
         costs[size] = (time.perf_counter() - clock) / len(images)
         scores[size] = loo_accuracy(np.concatenate(feats), y)[0]
-    best = max(sizes, key=lambda s: scores[s])
-    se = math.sqrt(max(scores[best] * (1 - scores[best]), 1e-6) / len(y))
-    chosen = min(s for s in sizes if scores[s] >= scores[best] - se)
+    chosen, best, se = within_one_standard_error(scores, len(y))
     plan.measured["sizes"] = {str(s): {"loo_accuracy": round(scores[s], 4), "ms_per_image": round(1000 * costs[s], 2)} for s in sizes}
     table = ", ".join(f"{s} px {scores[s]:.3f}" for s in sizes)
     plan.decide("image_size", chosen, f"source images {source_px} px, the backbone's {native_px} px; leave-one-out probe accuracy on "

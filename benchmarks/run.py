@@ -809,7 +809,8 @@ def _layer_pass_cost(repeats: int = 3) -> dict:
 # How each value was chosen: the protocols' values are fixed by them; the candidates are every
 # installed offline backbone of the modality; the fine-tuning recipe is tlhub's fixed default
 # (lp-ft) for images and configs/vader-protocol-b.yaml for text, the same for every candidate;
-# the selector's settings (5 folds, C in {0.01, 0.1}) are its defaults, not tuned on this data.
+# the selector's settings (5 folds, the ridge strength chosen by leave-one-out inside each training
+# fold, the fine-tune estimate from one timed step of 8 examples) are its defaults, not tuned on this data.
 def select(work: Path, modalities: tuple[str, ...] = ("image", "text")) -> None:
     from scipy.stats import kendalltau
 

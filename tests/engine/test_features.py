@@ -73,3 +73,42 @@ def test_computing_features_leaves_the_random_generators_alone(tmp_path, offline
     assert not hit and len(table) == 6 and table.features["features"].length == model.num_features
     after = (torch.rand(3), random.random(), np.random.rand())
     assert torch.equal(after[0], expected[0]) and after[1:] == expected[1:]
+
+
+def test_text_features_are_computed_by_length_and_stored_in_row_order(tmp_path, offline_assets):
+    """Texts go through the backbone shortest first (a batch pads to its longest text); the
+    cache must still hold each row's own features, in the split's order, with its label."""
+    import datasets
+    from accelerate import Accelerator
+
+    from tlhub.core.factory import resolve_backbone
+    from tlhub.data.loading import load_data
+    from tlhub.data.spec import DataSpec
+    from tlhub.engine.config import TrainConfig
+    from tlhub.engine.features import as_layer_arrays
+    from tlhub.engine.trainer import Loop, _length_order
+
+    words = "the film was a quiet triumph of craft and feeling though its pacing dragged badly".split()
+    # lengths that are far from sorted, labels that follow no pattern of length
+    texts = [" ".join(words[: 1 + (7 * i) % len(words)]) for i in range(24)]
+    table = datasets.Dataset.from_dict({"text": texts, "label": [("bad", "good")[(i * 5) % 3 % 2] for i in range(24)]})
+    cfg = TrainConfig(backbone=offline_assets["minilm"], data="in-memory", eval_batch_size=8, cache_dir=str(tmp_path / "cache"))
+    data = load_data(DataSpec.from_object(table, validation_fraction=0.25, seed=0), modality="text", progress=False)
+    source, adapter = resolve_backbone(cfg.backbone)
+    model = adapter.load(source, labels=data.labels).eval()
+    loop = Loop(cfg, Accelerator(cpu=True), adapter, model, data)
+
+    split = data.splits["train"]
+    order = _length_order(split)
+    lengths = [len(t) for t in split["input"]]
+    assert [lengths[i] for i in order] == sorted(lengths) and list(order) != list(range(len(split)))
+
+    groups = list(range(len(model.layer_groups())))
+    arrays, labels = as_layer_arrays(loop.features("train", layers=groups), groups)
+    assert labels.tolist() == list(split["label"])
+    collate = adapter.make_collate(model)
+    with torch.inference_mode():
+        for i in (0, 3, len(split) - 1):
+            alone = model.forward_layer_features(collate([split[i]["input"]]), groups)  # no padding at all
+            for g in groups:
+                np.testing.assert_allclose(arrays[g][i], alone[g][0].float().numpy(), atol=2e-5)

@@ -59,7 +59,7 @@ def test_each_strategy_trains_and_saves(strategy, tmp_path, offline_assets, cach
     }.get(strategy, {})
     result = tlhub.train(**dict(TINY, **extra), strategy=strategy, output_dir=str(tmp_path / strategy), cache_dir=cache_dir)
     stages = [row["stage"] for row in result.history]
-    expected = {  # the default probe (probe_solver lbfgs) is one solve: one row of history
+    expected = {  # the default probe (probe_solver logistic) is one solve: one row of history
         "feature-extraction": ["linear-probe"],
         "fine-tune": ["fine-tune"] * 2,
         "lp-ft": ["linear-probe", "fine-tune"],

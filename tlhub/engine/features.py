@@ -68,11 +68,14 @@ def cached_features(
     accelerator=None,
     desc: str = "features",
     layers=None,
+    order=None,
 ) -> tuple["datasets.Dataset", bool]:
     """Features and labels for one split, from the cache or computed now (and cached).
 
     Returns ``(dataset with columns "features" and "label", hit)``. Only the main process
-    computes and writes; the others wait and read the same files.
+    computes and writes; the others wait and read the same files. ``order``: the loader yields
+    the split's rows in this order (a permutation of its indices, e.g. texts by length); the
+    table is stored in the split's own order regardless.
     """
     import datasets
 
@@ -85,7 +88,7 @@ def cached_features(
         # more. Without this, head dropout and augmentation after a cold pass see other numbers
         # than after a warm one, and the weights differ with the cache state (issue 11, item 6).
         with preserved_random_state():
-            _compute_and_store(model, loader_factory(), path, accelerator=accelerator, desc=desc, layers=layers)
+            _compute_and_store(model, loader_factory(), path, accelerator=accelerator, desc=desc, layers=layers, order=order)
     if accelerator is not None:
         accelerator.wait_for_everyone()
     return datasets.load_from_disk(str(path)), hit
@@ -111,7 +114,7 @@ def preserved_random_state():
             np.random.set_state(npy)
 
 
-def _compute_and_store(model, loader, path: Path, *, accelerator, desc: str, layers=None) -> None:
+def _compute_and_store(model, loader, path: Path, *, accelerator, desc: str, layers=None, order=None) -> None:
     import datasets
     import numpy as np
     import torch
@@ -132,8 +135,17 @@ def _compute_and_store(model, loader, path: Path, *, accelerator, desc: str, lay
             labels.append(batch["labels"].cpu().numpy())
     names = [f"layer_{int(i)}" for i in layers] if layers is not None else ["features"]
     columns = {name: np.concatenate([c[j] for c in chunks]).astype(np.float32) for j, name in enumerate(names)}
+    label = np.concatenate(labels).astype(np.int64)
+    if order is not None:  # row k of the pass is row order[k] of the split
+        order = np.asarray(order, dtype=np.int64)
+        if len(order) != len(label):
+            raise RuntimeError(f"the feature pass gave {len(label)} rows for an order of {len(order)}")
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        columns = {name: col[inverse] for name, col in columns.items()}
+        label = label[inverse]
     table = datasets.Dataset.from_dict(
-        {**columns, "label": np.concatenate(labels).astype(np.int64)},
+        {**columns, "label": label},
         features=datasets.Features(
             {**{name: datasets.List(datasets.Value("float32"), length=col.shape[1]) for name, col in columns.items()},
              "label": datasets.Value("int64")}

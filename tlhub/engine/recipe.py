@@ -338,14 +338,20 @@ def epoch_seconds(n_train: int, batch_size: int, step_s: float) -> float:
     return EPOCH_OVERHEAD * math.ceil(n_train / batch_size) * step_s
 
 
-def time_steps(adapter, model, data, batch_size: int) -> tuple[float, float]:
+def time_steps(adapter, model, data, batch_size: int, *, examples: int | None = None, warmup: int = 2,
+               timed: int = 3) -> tuple[float, float]:
     """(seconds of one training step of ``batch_size``, seconds of inference per example), measured
-    on real training inputs; the model's weights, statistics and the random generators are left as they were."""
+    on real training inputs; the model's weights, statistics and the random generators are left as they were.
+
+    ``warmup`` untimed steps, then the median of ``timed`` ones. ``examples``: time steps of this
+    many examples (default ``batch_size``) and scale to ``batch_size``: a rougher but cheaper
+    estimate (``tlhub select`` uses 8: five steps of 32 sentences through all-mpnet-base-v2 took
+    34 s, most of the selector's time for that candidate)."""
     import torch
     import torch.nn.functional as F
 
     train = data.splits["train"]
-    n = min(batch_size, len(train))
+    n = min(examples or batch_size, batch_size, len(train))
     # reading, decoding and collating are part of every pass too (at 224 px they cost as much as
     # a small backbone's forward): timed once on the same examples
     clock = time.perf_counter()
@@ -371,13 +377,14 @@ def time_steps(adapter, model, data, batch_size: int) -> tuple[float, float]:
             # on 2 cores they took 1.75, 1.33, then 0.91 s, and a median over those three planned
             # 55.6 s epochs that ran in 31 s (a 15-minute plan of 879 s ran in 581 s). So two
             # warm-up steps, then the median of three.
-            for _ in range(5):
+            for _ in range(warmup + max(1, timed)):
                 clock = time.perf_counter()
                 loss = F.cross_entropy(model(batch), labels)
                 loss.backward()
                 times.append(time.perf_counter() - clock)
                 model.zero_grad(set_to_none=True)
-            step_s = float(np.median(times[2:])) + prepare_s * n
+            scale = min(batch_size, len(train)) / n  # steps of fewer examples than a batch
+            step_s = (float(np.median(times[warmup:])) + prepare_s * n) * scale
             model.eval()
             with torch.inference_mode():
                 model.forward_features(batch)

@@ -265,14 +265,16 @@ class Loop:
         self.ema = None  # the weight average of the current stage (cfg.ema_decay)
 
     # -- data ---------------------------------------------------------------------------------
-    def loader(self, split: str, *, train: bool):
+    def loader(self, split: str, *, train: bool, rows=None):
+        """``rows``: feed only these rows of the split, in this order (the feature pass's length order)."""
         from tlhub.data.loading import make_dataloader
 
         collate = self.adapter.make_collate(self.model, train=True, augment=self.cfg.augment) if train else self.eval_collate
         if train and self.cfg.random_erasing and self.adapter.modality == "image":
             collate = _RandomErasing(collate, self.cfg.random_erasing, self.model.image_key, self.adapter.name)
+        dataset = self.data.splits[split]
         loader = make_dataloader(
-            self.data.splits[split],
+            dataset if rows is None else dataset.select(rows),
             decode=self.adapter.decode_input,
             collate=collate,
             batch_size=self.cfg.batch_size if train else self.cfg.eval_batch_size,
@@ -294,8 +296,15 @@ class Loop:
         if name not in self.feature_tables:
             from tlhub.engine.features import cache_key, cached_features
 
+            # Texts go through the backbone shortest first: a batch is padded to its longest text,
+            # so batching texts of like length wastes little compute on padding (1,000 VADER
+            # sentences, every layer, batches of 128 on 2 cores: MiniLM 9.7 s in file order, 6.3 s
+            # sorted; all-mpnet-base-v2 62 s and 41 s). The cache stores the rows in the split's
+            # own order all the same.
+            order = _length_order(self.data.splits[split]) if self.adapter.modality == "text" else None
+
             def loader():
-                base = self.loader(split, train=False)
+                base = self.loader(split, train=False, rows=order)
                 if not view:
                     return base
                 image_key = _image_key(self.model.image_key, self.adapter.name, "probe_hflip")
@@ -304,7 +313,8 @@ class Loop:
             fingerprint = self.data.fingerprints[split] + (f":{view}" if view else "")
             key = cache_key(self.model, self.adapter.preprocessing(self.model).fingerprint(), fingerprint, layers=layers)
             table, hit = cached_features(
-                self.model, loader, key=key, cache_dir=self.cfg.cache_dir, accelerator=self.accelerator, desc=f"features {name}", layers=layers
+                self.model, loader, key=key, cache_dir=self.cfg.cache_dir, accelerator=self.accelerator, desc=f"features {name}", layers=layers,
+                order=order,
             )
             width = self.model.num_features if layers is None else sum(table.features[f"layer_{i}"].length for i in layers)
             self.accelerator.print(f"features  {name}: {'cache hit' if hit else 'computed and cached'} ({len(table):,} x {width})")
@@ -395,7 +405,7 @@ class Loop:
             train_x, train_y = torch.cat([train_x, flip_x]), torch.cat([train_y, flip_y])
         val_x, val_y = self.cached_inputs("validation")
         model.to(accelerator.device)  # every process trains the same head on the same cache
-        if cfg.probe_solver == "lbfgs" and _linear_head(model) is not None:
+        if cfg.probe_solver != "adamw" and _linear_head(model) is not None:  # "lbfgs": the closed form's older name
             self._closed_form_probe(stage, state, checkpoints, train_x, train_y, val_x, val_y, originals)
             return
         optimizer, scheduler = self._optimizer(stage, steps_per_epoch=math.ceil(len(train_y) / cfg.batch_size))
@@ -426,7 +436,7 @@ class Loop:
         (``CV_BELOW_VALIDATION``); the validation split stays held out either way (the head is
         fit on train only). The weights go into the model's own linear head, the standardisation
         folded in. One row of history: there are no epochs to choose from."""
-        from tlhub.engine.probe import CV_BELOW_VALIDATION, fit_probe
+        from tlhub.engine.probe import CV_BELOW_VALIDATION, PROBE_SOLVER, fit_probe
 
         cfg, model = self.cfg, self.model
         started = time.perf_counter()
@@ -456,7 +466,7 @@ class Loop:
         with torch.inference_mode():
             train_loss = nn.functional.cross_entropy(self.head_logits(train_x), train_y).item()
         val_loss, val_acc = self._validate_on_cache(val_x, val_y)
-        self.probe_info = {"solver": "lbfgs", **probe.to_dict()}
+        self.probe_info = {"solver": PROBE_SOLVER, **probe.to_dict()}
         accelerator = self.accelerator
         accelerator.print(f"probe     C={probe.C:g} chosen by {probe.scored_by} {probe.score:.4f} "
                           f"(tried {', '.join(f'{c:g}: {s:.3f}' for c, s in probe.scores.items())})")
@@ -742,6 +752,12 @@ class _RandomErasing:
     def __call__(self, items):
         batch = self.collate(items)
         return {**batch, self.key: self.erase(_image_tensor(batch, self.key))}
+
+
+def _length_order(split) -> np.ndarray:
+    """The split's row indices ordered by the length of their text (characters: a close enough
+    stand-in for tokens), ties in row order."""
+    return np.argsort(np.fromiter((len(str(t)) for t in split["input"]), dtype=np.int64, count=len(split)), kind="stable")
 
 
 def _hflip(batch: dict, key: str) -> dict:

@@ -33,6 +33,7 @@ Sections:
                  on validation: the evidence for the default
   select         tlhub select against fine-tuning every candidate (Kendall tau, top pick, cost)
   select-image   its Protocol A half alone (select.json keeps the text half's last figures)
+  select-text    its Protocol B half alone (about 20 minutes: it fine-tunes all-mpnet-base-v2)
   recipe         --recipe auto on Protocol A (3m), B (5m) and sklearn digits (5m)
   recipe-long    --recipe auto --budget 15m on Protocol A
   recipe-default-digits  the fixed default on the digits
@@ -868,6 +869,11 @@ def select_image(work: Path) -> None:
     select(work, ("image",))
 
 
+def select_text(work: Path) -> None:
+    """The Protocol B half of ``select`` (select.json keeps the image half's last figures)."""
+    select(work, ("text",))
+
+
 # -- the auto recipe (issue 13): time to accuracy within a budget ------------------------------------
 # How each value was chosen: the protocols' data options are fixed by them; the budgets are the
 # issue's; everything else is what --recipe auto plans (on the training split and the clock).
@@ -957,6 +963,7 @@ SECTIONS = {
     "layers-unfreeze": layers_unfreeze,
     "select": select,
     "select-image": select_image,
+    "select-text": select_text,
     "recipe": recipe,
     "recipe-protocol-a": recipe_protocol_a,
     "recipe-long": recipe_long,

@@ -112,3 +112,28 @@ def test_text_features_are_computed_by_length_and_stored_in_row_order(tmp_path, 
             alone = model.forward_layer_features(collate([split[i]["input"]]), groups)  # no padding at all
             for g in groups:
                 np.testing.assert_allclose(arrays[g][i], alone[g][0].float().numpy(), atol=2e-5)
+
+
+def test_every_command_builds_the_same_weights_so_the_cache_key_holds(tmp_path, offline_assets):
+    """Layers the checkpoint lacks are initialised at random (all-mpnet-base-v2's
+    classifier.dense; here, with pretrained=False, every layer of the real MiniLM architecture):
+    they come from the config's seed, not from what the process drew before, so `tlhub select`
+    and the `tlhub train` after it compute the same cache key."""
+    from tlhub.core.factory import resolve_backbone
+    from tlhub.engine.config import TrainConfig
+    from tlhub.engine.features import backbone_fingerprint
+    from tlhub.engine.trainer import load_model
+
+    cfg = TrainConfig(backbone=offline_assets["minilm"], data="vader-movies", pretrained=False)
+    source, adapter = resolve_backbone(cfg.backbone)
+    torch.manual_seed(1)
+    first = load_model(adapter, source, cfg, ["negative", "positive"])
+    after = torch.rand(3)
+    torch.manual_seed(1)
+    torch.rand(5)  # another history of draws before the load
+    second = load_model(adapter, source, cfg, ["negative", "positive"])
+    assert backbone_fingerprint(first) == backbone_fingerprint(second)
+    other = load_model(adapter, source, cfg.replace(seed=1), ["negative", "positive"])
+    assert backbone_fingerprint(other) != backbone_fingerprint(first)  # the seed does decide them
+    torch.manual_seed(1)
+    assert torch.equal(torch.rand(3), after)  # loading drew nothing from the global generator

@@ -40,6 +40,9 @@ def test_timm_adapter_conforms(offline_assets, photos, tmp_path):
     assert "eval (4, 3, 64, 64), train (4, 3, 64, 64)" in report["collate_size"].detail
     assert "random erasing and horizontal flip run on it" in report["trainer_batch"].detail
     assert "input_size=(3, 64, 64)" in report["saved_preprocessing"].detail
+    # Lite0's 8 groups; the 2 x 2 grid widens every spatial map, never the last group
+    assert report["layer_features"].detail.startswith("8 groups, widths [")
+    assert "layer_grid 2 widens groups [0, 1, 2, 3, 4, 5, 6]" in report["layer_features"].detail
 
 
 def test_transformers_adapter_conforms(offline_assets, tmp_path):
@@ -48,6 +51,9 @@ def test_transformers_adapter_conforms(offline_assets, tmp_path):
     assert report["features"].detail.startswith("features (4, 384)")
     assert "max_length 256 -> 8" in report["size_override"].detail
     assert "eval 8 tokens, train 8 tokens" in report["collate_size"].detail
+    # token sequences are not spatial: the grid changes nothing; the embedding is the mean-pooled last layer
+    assert report["layer_features"].detail == ("8 groups, widths [384, 384, 384, 384, 384, 384, 384, 384]; embedding group 6; "
+                                               "layer_grid 2 widens no group (outputs not spatial)")
     assert "max_length=8" in report["saved_preprocessing"].detail
 
 
@@ -310,6 +316,47 @@ def _buggy_adapter():
             return Preprocessing(modality="image")
 
     return Buggy()
+
+
+def test_layer_features_that_disagree_with_forward_features_name_forward_layer_features(offline_assets, photos, tmp_path):
+    from tlhub.adapters.timm.adapter import TimmAdapter
+
+    class Shuffled(TimmAdapter):
+        name = "shuffled-layers"
+
+        def load(self, source, **kwargs):
+            model = super().load(source, **kwargs)
+            own = model.forward_layer_features
+
+            def forward_layer_features(batch, layers):  # the bug: the groups come back in reverse order
+                return own(batch, layers)[::-1]
+
+            model.forward_layer_features = forward_layer_features
+            return model
+
+    report = check_adapter(Shuffled(), LITE0, photos, LABELS, tmp_dir=tmp_path, require_entry_point=False, raise_on_failure=False,
+                           checks=["load", "layer_features"])
+    assert report["layer_features"].status == "failed"
+    assert "must be pooled to (batch, width)" in report["layer_features"].detail or "differ from forward_features" in report["layer_features"].detail
+
+
+def test_an_adapter_with_its_last_layer_only_passes_and_says_so(offline_assets, tmp_path):
+    from tlhub.adapters.model import TransferModel
+    from tlhub.adapters.transformers.adapter import TransformersAdapter
+
+    class LastOnly(TransformersAdapter):
+        name = "last-only-text"
+
+        def load(self, source, **kwargs):
+            model = super().load(source, **kwargs)
+            # the contract's default: refused with the clear error
+            model.forward_layer_features = TransferModel.forward_layer_features.__get__(model)
+            return model
+
+    report = check_adapter(LastOnly(), MINILM, TEXTS, ["negative", "positive"], tmp_dir=tmp_path, require_entry_point=False,
+                           raise_on_failure=False, checks=["load", "layer_features"])
+    assert report["layer_features"].status == "passed", report["layer_features"].detail
+    assert report["layer_features"].detail.startswith("last layer only")
 
 
 def test_kit_reports_each_broken_rule_with_what_to_fix(offline_assets, tmp_path):

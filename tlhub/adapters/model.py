@@ -26,6 +26,9 @@ from torch import nn
 from tlhub.adapters.contract import WeightsInfo, signature_problems
 from tlhub.errors import ConfigError
 
+#: What the default ``forward_layer_features`` says (the plugin kit tells this refusal apart from a broken override).
+LAST_LAYER_ONLY = "only offers its last layer's features"
+
 
 class LayerHead(nn.Module):
     """A linear head on the concatenated pooled features of several layer groups (``layers``,
@@ -102,7 +105,7 @@ class TransferModel(nn.Module):
         layers reads, and what the per-layer probe scores. The last group's must equal
         :meth:`forward_features`; spatial maps of the others are pooled over ``self.layer_grid``. Default: refused, the adapter only offers its last layer."""
         raise ConfigError(
-            f"adapter {self.adapter_name!r} only offers its last layer's features (asked for layer groups {list(layers)})",
+            f"adapter {self.adapter_name!r} {LAST_LAYER_ONLY} (asked for layer groups {list(layers)})",
             fix="use feature_layers: last, or implement TransferModel.forward_layer_features in the adapter's model "
                 "(see docs/writing-a-plugin.md)",
         )

@@ -153,9 +153,8 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, **overri
     lap("data")
 
     # 3. the model: pretrained backbone, new head sized for our labels
-    model = adapter.load(source, labels=data.labels, pretrained=cfg.pretrained)
+    model = load_model(adapter, source, cfg, data.labels)
     model.base_weights = adapter.weights_info(source)  # the card's lineage and licence
-    model.init_head()
     _apply_overrides(model, cfg)
     # --recipe auto: input size, strategy, epochs, augmentation and averaging planned from the
     # training data, this machine's measured speed and the time budget (tlhub.engine.recipe)
@@ -704,6 +703,23 @@ def _as_config(config, overrides) -> TrainConfig:
     return TrainConfig.from_yaml(config, **overrides)
 
 
+def load_model(adapter, source, cfg: TrainConfig, labels):
+    """The backbone as every command builds it: pretrained weights, a new head from zero.
+
+    Whatever the checkpoint lacks and the library initialises at random (MPNet's and RoBERTa's
+    ``classifier.dense``, everything with ``pretrained: false``) is drawn from ``cfg.seed`` in a
+    generator of its own. The feature cache's key hashes the backbone's weights, so ``tlhub
+    select``'s pass and the following ``tlhub train`` must build the same ones: before, the
+    draws followed whatever the process had drawn so far, and all-mpnet-base-v2's features were
+    computed again by the train that followed its selection. Loading draws nothing from the
+    global generators either (they are put back)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        model = adapter.load(source, labels=labels, pretrained=cfg.pretrained)
+    model.init_head()
+    return model
+
+
 def feature_loop(cfg: TrainConfig, source, adapter, data) -> "Loop":
     """A :class:`Loop` over the model as ``train()`` builds it (pretrained backbone, new head, the
     config's input size / crop / max length), for reading and filling the feature cache under the
@@ -711,8 +727,7 @@ def feature_loop(cfg: TrainConfig, source, adapter, data) -> "Loop":
     from accelerate import Accelerator
 
     keep_freed_memory()
-    model = adapter.load(source, labels=data.labels, pretrained=cfg.pretrained)
-    model.init_head()
+    model = load_model(adapter, source, cfg, data.labels)
     _apply_overrides(model, cfg)  # image size / crop / max length: part of the cache key
     return Loop(cfg, Accelerator(mixed_precision=_mixed_precision(cfg)), adapter, model, data)
 

@@ -46,6 +46,11 @@ trainer_batch        the training batch is what the trainer reads: a dict of ten
 layer_groups         ordered input -> output (by first use in a forward pass), non-empty,
                      disjoint, excluding the head, covering every backbone parameter that
                      receives a gradient
+layer_features       forward_layer_features over every group: one finite (batch, width_i)
+                     tensor per group, the last equal to forward_features, a subset asked for
+                     gives the same tensors, a ``layer_grid`` of 2 leaves the last group alone;
+                     embedding_group() is a group index. An adapter that keeps the default
+                     refusal (its last layer only) passes, and the check says so
 freeze               freeze_backbone(0 / 1 / "all") makes exactly the head / head + last group /
                      head + all groups trainable; frozen BatchNorm keeps its statistics
 train_step           a real optimisation step changes the head, gradients reach the backbone,
@@ -94,6 +99,7 @@ CHECKS = (
     "feature_spread",
     "trainer_batch",
     "layer_groups",
+    "layer_features",
     "freeze",
     "train_step",
     "save_reload",
@@ -815,6 +821,58 @@ class _Kit:
             self.report.notes.append(f"{len(unused)} parameter(s) are in no layer group and stay frozen (unused by the forward pass: "
                                      f"{', '.join(unused[:3])}{' ...' if len(unused) > 3 else ''})")
         return f"{len(groups)} groups ({names[0]} ... {names[-1]}), {len(seen)} backbone + {len(head)} head parameters"
+
+    def check_layer_features(self) -> str:
+        import torch
+
+        from tlhub.adapters.model import LAST_LAYER_ONLY
+        from tlhub.errors import ConfigError
+
+        model = self.model().eval()
+        batch = self.batch(model)
+        n = len(self.examples)
+        groups = list(range(len(model.layer_groups())))
+        embedding = model.embedding_group()
+        _require(isinstance(embedding, int) and 0 <= embedding < len(groups),
+                 f"TransferModel.embedding_group() returned {embedding!r}, not a layer-group index from 0 to {len(groups) - 1}")
+        with torch.inference_mode():
+            try:
+                every = model.forward_layer_features(batch, groups)
+            except ConfigError as exc:
+                # the contract's default refusal: fine, the adapter offers its last layer only
+                _require(LAST_LAYER_ONLY in exc.message,
+                         f"forward_layer_features refused the layer groups {groups} ({exc.message}): feature_layers: all asks for "
+                         "every group, so each must give its pooled output (or keep TransferModel's default refusal)")
+                return f"last layer only (forward_layer_features keeps the contract's refusal; {len(groups)} groups)"
+            own = model.forward_features(batch)
+            ends = model.forward_layer_features(batch, [groups[0], groups[-1]])
+        _require(isinstance(every, (list, tuple)) and len(every) == len(groups),
+                 f"forward_layer_features(batch, {groups}) must return one tensor per requested group, got "
+                 f"{len(every) if isinstance(every, (list, tuple)) else type(every).__name__}")
+        widths = []
+        for g, f in zip(groups, every):
+            _require(isinstance(f, torch.Tensor) and f.dim() == 2 and f.shape[0] == n,
+                     f"forward_layer_features gave group {g} a {tuple(getattr(f, 'shape', ()))} output: each must be pooled to (batch, width)")
+            _require(f.dtype.is_floating_point and torch.isfinite(f).all(), f"forward_layer_features gave group {g} non-finite values")
+            widths.append(int(f.shape[1]))
+        _require(_close(every[-1], own, self.atol),
+                 f"the last group's features differ from forward_features by {_maxdiff(every[-1], own):.2e}: they must be the same "
+                 "(a head over several layers reads the last group where the native head reads forward_features)")
+        _require(len(ends) == 2 and _close(ends[0], every[0], self.atol) and _close(ends[1], every[-1], self.atol),
+                 "forward_layer_features gives other values for a group when fewer groups are asked for: each group's features "
+                 "must not depend on which others are requested")
+        previous = model.layer_grid
+        try:
+            model.layer_grid = 2
+            with torch.inference_mode():
+                gridded = model.forward_layer_features(batch, groups)
+        finally:
+            model.layer_grid = previous
+        _require(_close(gridded[-1], every[-1], self.atol),
+                 "with layer_grid 2 the last group's features changed: the last group is always the model's own pooled features")
+        pooled = [g for g, a, b in zip(groups, widths, gridded) if int(b.shape[1]) != a]
+        return (f"{len(groups)} groups, widths {widths}; embedding group {embedding}; layer_grid 2 widens "
+                + (f"groups {pooled}" if pooled else "no group (outputs not spatial)"))
 
     def check_freeze(self) -> str:
         import torch

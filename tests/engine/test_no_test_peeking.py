@@ -22,9 +22,9 @@ def split_log(monkeypatch):
     log: list[str] = []
     loader, features, final = trainer.Loop.loader, trainer.Loop.features, trainer.Loop.final_evaluation
 
-    def logged_loader(self, split, *, train):
+    def logged_loader(self, split, *, train, **kwargs):
         log.append(split)
-        return loader(self, split, train=train)
+        return loader(self, split, train=train, **kwargs)
 
     def logged_features(self, split, *args, **kwargs):
         log.append(split)

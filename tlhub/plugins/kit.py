@@ -869,7 +869,8 @@ class _Kit:
         finally:
             model.layer_grid = previous
         _require(_close(gridded[-1], every[-1], self.atol),
-                 "with layer_grid 2 the last group's features changed: the last group is always the model's own pooled features")
+                 "with layer_grid 2 the last group's features changed: forward_layer_features must give the last group exactly "
+                 "forward_features whatever self.layer_grid is (the grid pools only the maps of the groups before it)")
         pooled = [g for g, a, b in zip(groups, widths, gridded) if int(b.shape[1]) != a]
         return (f"{len(groups)} groups, widths {widths}; embedding group {embedding}; layer_grid 2 widens "
                 + (f"groups {pooled}" if pooled else "no group (outputs not spatial)"))

@@ -756,6 +756,14 @@ def layers_text(work: Path) -> None:
     save("layers-text", out)
 
 
+#: Protocol B's training draws: five seeds (each draws its own 1,000 sentences, validation rows
+#: and CV folds), the median is the figure. How chosen: five, as in the quality-text section,
+#: fixed before these runs; the change from seed 0 alone was made after seeing (2026-12-06) that
+#: plain logistic regression on MiniLM's features scores 0.722-0.748 on the test split across
+#: four random 1,000-sentence draws: one draw's figure says more about the draw than the method.
+PROTOCOL_B_SEEDS = (0, 1, 2, 3, 4)
+
+
 def _layers_text(work: Path, out: dict) -> None:
     import shutil
 
@@ -764,14 +772,24 @@ def _layers_text(work: Path, out: dict) -> None:
 
     section = "Protocol B, layers (MiniLM, 1,000 sentences, 2k test)"
     for name, kw in (("last-layer probe", dict(feature_layers="last")), ("multi-layer probe", dict(feature_layers="all"))):
-        r = tlhub.train(HERE / "configs" / "vader-protocol-b.yaml", strategy="feature-extraction", **kw,
-                        cache_dir=tempfile.mkdtemp(prefix="tlhub-bench-cache-"), output_dir=str(work / f"vader-{name.replace(' ', '_')}"))
-        out[f"text {name}"] = {"accuracy": r.metrics["accuracy"], "seconds": r.seconds}
-        row(section, f"{name}: test accuracy", f"{r.metrics['accuracy']:.4f} ({r.seconds:.0f} s)", ">= 0.76" if name.startswith("multi") else ">= 0.74")
-        if name.startswith("multi"):
-            shutil.copy(r.model_dir / "images" / "layer_scores.png", RESULTS / "layers-minilm-protocol-b.png")
-            ev = TrainingRecord.load(r.model_dir).layers
-            row(section, "layer groups chosen on the training split", f"{ev['chosen']} ({ev['selection']})")
+        runs = []
+        for seed in PROTOCOL_B_SEEDS:
+            r = tlhub.train(HERE / "configs" / "vader-protocol-b.yaml", strategy="feature-extraction", seed=seed, **kw,
+                            cache_dir=tempfile.mkdtemp(prefix="tlhub-bench-cache-"),
+                            output_dir=str(work / f"vader-{name.replace(' ', '_')}-seed{seed}"))
+            record = TrainingRecord.load(r.model_dir)
+            runs.append({"seed": seed, "accuracy": r.metrics["accuracy"], "seconds": r.seconds,
+                         "chosen": (record.layers or {}).get("chosen"), "feature_precision": record.feature_precision})
+            if name.startswith("multi") and seed == PROTOCOL_B_SEEDS[0]:
+                shutil.copy(r.model_dir / "images" / "layer_scores.png", RESULTS / "layers-minilm-protocol-b.png")
+        accs = [x["accuracy"] for x in runs]
+        median = statistics.median(accs)
+        out[f"text {name}"] = {"accuracy": median, "runs": runs, "seconds": statistics.median(x["seconds"] for x in runs)}
+        row(section, f"{name}: test accuracy, median of {len(runs)} seeds (min-max)",
+            f"{median:.4f} ({min(accs):.4f}-{max(accs):.4f}; seed 0: {accs[0]:.4f}; {runs[0]['feature_precision']} features)",
+            ">= 0.76" if name.startswith("multi") else ">= 0.74")
+        row(section, f"{name}: each seed", ", ".join(f"{x['seed']}: {x['accuracy']:.4f}" for x in runs)
+            + (" (groups " + "; ".join(str(x["chosen"]) for x in runs) + ")" if name.startswith("multi") else ""))
 
 
 def _layer_pass_cost(repeats: int = 3) -> dict:
@@ -843,7 +861,8 @@ def select(work: Path, modalities: tuple[str, ...] = ("image", "text")) -> None:
         runs = {}
         for c in selection.candidates:
             r = tlhub.train(cfg.replace(backbone=c.backbone, output_dir=str(work / f"select-{modality}-{c.backbone.split('/')[-1]}")))
-            runs[c.backbone] = {"accuracy": r.metrics["accuracy"], "seconds": r.seconds, "cv_accuracy": c.cv_accuracy,
+            runs[c.backbone] = {"accuracy": r.metrics["accuracy"], "seconds": r.seconds,
+                                "test_evaluation_s": r.timings.get("evaluation", 0.0), "cv_accuracy": c.cv_accuracy,
                                 "cv_sd": c.cv_sd, "logme": c.logme, "rank": c.rank}
         names = list(runs)
         tau_cv = kendalltau([runs[n]["cv_accuracy"] for n in names], [runs[n]["accuracy"] for n in names]).statistic
@@ -861,6 +880,11 @@ def select(work: Path, modalities: tuple[str, ...] = ("image", "text")) -> None:
         row(section, "top pick vs best candidate", f"{pick.split('/')[-1]} {runs[pick]['accuracy']:.4f} vs {best.split('/')[-1]} {runs[best]['accuracy']:.4f}",
             "within 0.01")
         row(section, "selector wall / fine-tuning every candidate", f"{select_s:.0f} s / {finetune_s:.0f} s = {finetune_s / select_s:.1f}x cheaper", ">= 20x")
+        # the same without the runs' test evaluations: choosing by fine-tuning would score each
+        # candidate on validation (inside its run already), never on the test split
+        training_s = finetune_s - sum(r["test_evaluation_s"] for r in runs.values())
+        out[modality]["finetune_all_without_test_s"] = training_s
+        row(section, "the same, the runs' test evaluations left out", f"{select_s:.0f} s / {training_s:.0f} s = {training_s / select_s:.1f}x cheaper")
     save("select", out)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -92,7 +93,9 @@ def test_text_features_are_computed_by_length_and_stored_in_row_order(tmp_path, 
     # lengths that are far from sorted, labels that follow no pattern of length
     texts = [" ".join(words[: 1 + (7 * i) % len(words)]) for i in range(24)]
     table = datasets.Dataset.from_dict({"text": texts, "label": [("bad", "good")[(i * 5) % 3 % 2] for i in range(24)]})
-    cfg = TrainConfig(backbone=offline_assets["minilm"], data="in-memory", eval_batch_size=8, cache_dir=str(tmp_path / "cache"))
+    # fp32: the rows are compared with an unpadded fp32 pass to 2e-5 (bf16 passes: the next test)
+    cfg = TrainConfig(backbone=offline_assets["minilm"], data="in-memory", eval_batch_size=8, cache_dir=str(tmp_path / "cache"),
+                      feature_precision="fp32")
     data = load_data(DataSpec.from_object(table, validation_fraction=0.25, seed=0), modality="text", progress=False)
     source, adapter = resolve_backbone(cfg.backbone)
     model = adapter.load(source, labels=data.labels).eval()
@@ -112,6 +115,50 @@ def test_text_features_are_computed_by_length_and_stored_in_row_order(tmp_path, 
             alone = model.forward_layer_features(collate([split[i]["input"]]), groups)  # no padding at all
             for g in groups:
                 np.testing.assert_allclose(arrays[g][i], alone[g][0].float().numpy(), atol=2e-5)
+
+
+def test_feature_precision_auto_and_the_bf16_pass(tmp_path, offline_assets):
+    """``feature_precision: auto``: a GPU run's mixed precision; bf16 for a text backbone on a CPU
+    with native bf16; fp32 for images. A bf16 pass is its own cache entry, close to the fp32 one."""
+    import datasets
+    from accelerate import Accelerator
+
+    from tlhub.core.factory import resolve_backbone
+    from tlhub.data.loading import load_data
+    from tlhub.data.spec import DataSpec
+    from tlhub.engine.config import TrainConfig
+    from tlhub.engine.features import as_tensors
+    from tlhub.engine.trainer import Loop, _cpu_has_bf16, feature_precision
+    from tlhub.errors import ConfigError
+
+    text = TrainConfig(backbone=offline_assets["minilm"], data="x")
+    native = _cpu_has_bf16()
+    assert feature_precision(text, "no", "cpu", "text")[0] == ("bf16" if native else "fp32")
+    assert feature_precision(text, "no", "cpu", "image") == ("fp32", "auto")
+    assert feature_precision(text, "no", "cuda", "text") == ("fp32", "auto")  # a GPU without bf16: no mixed precision
+    assert feature_precision(text, "bf16", "cuda", "image")[0] == "bf16"  # a GPU run's auto mixed precision
+    assert feature_precision(text.replace(feature_precision="fp32"), "bf16", "cuda", "text") == ("fp32", "as configured")
+    assert feature_precision(text.replace(feature_precision="bf16"), "no", "cpu", "image") == ("bf16", "as configured")
+    with pytest.raises(ConfigError, match="feature_precision"):
+        TrainConfig(backbone="x", data="y", feature_precision="half")
+
+    words = "a slow and tender portrait that earns every one of its quiet moments".split()
+    table = datasets.Dataset.from_dict({"text": [" ".join(words[: 2 + i % 11]) for i in range(16)], "label": ["a", "b"] * 8})
+    data = load_data(DataSpec.from_object(table, validation_fraction=0.25, seed=0), modality="text", progress=False)
+    source, adapter = resolve_backbone(offline_assets["minilm"])
+    model = adapter.load(source, labels=data.labels).eval()
+    out = {}
+    for precision in ("fp32", "bf16"):
+        cfg = text.replace(data="in-memory", eval_batch_size=4, cache_dir=str(tmp_path / "cache"), feature_precision=precision)
+        loop = Loop(cfg, Accelerator(cpu=True), adapter, model, data)
+        assert loop.feature_precision == precision
+        out[precision], _ = as_tensors(loop.features("train"))
+        assert loop.feature_hits["train"] is False  # its own key: the other precision's table is not served
+    assert len(list((tmp_path / "cache").iterdir())) == 2
+    a, b = out["fp32"], out["bf16"]
+    assert not torch.equal(a, b)  # the autocast ran
+    cosine = torch.nn.functional.cosine_similarity(a, b, dim=1)
+    assert cosine.min() > 0.999, cosine
 
 
 def test_every_command_builds_the_same_weights_so_the_cache_key_holds(tmp_path, offline_assets):

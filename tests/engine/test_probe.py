@@ -38,6 +38,12 @@ def test_minilm_probe_learns_instead_of_predicting_the_majority(tmp_path, offlin
     # that feeds the native classifier: a head over that group, saved beside the native weights
     record = json.loads((result.model_dir / "tlhub.json").read_text())
     assert record["layer_head"]["layers"] == [6] and record["layers"]["chosen_names"] == ["layer.5"]
+    # the frozen pass's precision (auto: bf16 for text where the CPU has it) is in the record and the card
+    from tlhub.engine.trainer import _cpu_has_bf16
+    from tlhub.publishing.card import build_model_card
+
+    assert record["feature_precision"] == ("bf16" if _cpu_has_bf16() else "fp32")
+    assert f"| frozen feature pass precision | {record['feature_precision']} |" in str(build_model_card(result.model_dir, "alice/minilm-probe"))
     model = tlhub.create_model(MINILM, labels=["neg", "pos"])
     assert model.embedding_group() == 6 and model.layer_groups()[7].name == "pooler"
     reloaded = tlhub.create_model(str(result.model_dir)).eval()

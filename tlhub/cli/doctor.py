@@ -13,7 +13,7 @@ from __future__ import annotations
 DATA_OPTIONS = ("backbone", "revision", "adapter", "data_config", "input_column", "label_column", "train_split",
                 "validation_split", "test_split", "validation_fraction", "max_train_per_class", "max_train_samples",
                 "max_eval_samples", "on_bad_input", "image_size", "crop_pct", "max_length", "eval_batch_size",
-                "num_workers", "mixed_precision", "seed", "cache_dir", "strict", "pretrained")
+                "num_workers", "mixed_precision", "feature_precision", "seed", "cache_dir", "strict", "pretrained")
 
 
 def register(sub) -> None:

@@ -90,6 +90,8 @@ class TrainingRecord:
     config: dict[str, Any] = field(default_factory=dict)
     num_processes: int = 1
     mixed_precision: str | None = None
+    #: the frozen feature pass's precision ("fp32", "bf16", "fp16"); ``None`` when no features were cached
+    feature_precision: str | None = None
     #: the data pre-flight's counts (``tlhub.engine.doctor``): finding kind -> count, checks run, imbalance ratio
     data_checks: dict[str, Any] = field(default_factory=dict)
     #: the loss's class weights: mode asked, what was applied, imbalance ratio and threshold, weight per label
@@ -200,6 +202,7 @@ class TrainingRecord:
                 config=dict(known.get("config") or {}),
                 num_processes=known.get("num_processes") or 1,
                 mixed_precision=known.get("mixed_precision"),
+                feature_precision=known.get("feature_precision"),  # absent in older records
                 data_checks=dict(known.get("data_checks") or {}),
                 class_weights=dict(known["class_weights"]) if known.get("class_weights") else None,
                 repeats=dict(known["repeats"]) if known.get("repeats") else None,  # absent in older records

@@ -15,6 +15,7 @@ from tlhub.errors import ConfigError
 
 STRATEGIES = ("feature-extraction", "fine-tune", "lp-ft", "gradual-unfreeze")
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
+FEATURE_PRECISION = ("auto", "fp32", "bf16")
 
 #: The README's built-in default: real ImageNet weights, real data, offline.
 DEFAULT_BACKBONE = "tlhub-offline/tf_efficientnet_lite0.in1k"
@@ -88,6 +89,7 @@ class TrainConfig:
     early_stopping_patience: int | None = 5  # epochs without validation improvement
     select_by: str = "val_loss"  # best epoch by val_loss (steadier on small validation sets), val_accuracy, or last (a fixed schedule)
     feature_cache: bool = True  # compute frozen features once and train the head on the cache
+    feature_precision: str = "auto"  # the frozen feature pass: auto (mixed_precision on a GPU; bf16 for text on a CPU with native bf16; else fp32), fp32 or bf16
     cache_dir: str | None = None  # default: ~/.cache/tlhub/features
 
     # -- where results go -------------------------------------------------------------------------
@@ -109,6 +111,8 @@ class TrainConfig:
             bad("strategy", f"unknown strategy {self.strategy!r}", f"use one of {', '.join(STRATEGIES)}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         if self.mixed_precision not in MIXED_PRECISION:
             bad("mixed_precision", f"unknown value {self.mixed_precision!r}", f"use one of {', '.join(MIXED_PRECISION)}")
+        if self.feature_precision not in FEATURE_PRECISION:
+            bad("feature_precision", f"unknown value {self.feature_precision!r}", f"use one of {', '.join(FEATURE_PRECISION)}")
         if self.select_by not in ("val_loss", "val_accuracy", "last"):
             bad("select_by", f"unknown value {self.select_by!r}", "use 'val_loss', 'val_accuracy' or 'last'")
         if self.recipe not in ("fixed", "auto"):

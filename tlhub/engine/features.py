@@ -41,9 +41,14 @@ def backbone_fingerprint(model: "TransferModel") -> str:
     return digest.hexdigest()[:16]
 
 
-def cache_key(model: "TransferModel", preprocessing_fingerprint: str, data_fingerprint: str, layers=None) -> str:
+#: autocast dtypes of a frozen pass by precision name ("fp32": none)
+PRECISION_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
+
+
+def cache_key(model: "TransferModel", preprocessing_fingerprint: str, data_fingerprint: str, layers=None, precision: str = "fp32") -> str:
     """``layers``: the layer-group indices of a table of several layers' features (the key of a
-    last-layer table, ``None``, stays what it always was)."""
+    last-layer table, ``None``, stays what it always was). ``precision``: the frozen pass's
+    autocast ("fp32", "bf16", "fp16"; an fp32 key stays what it always was)."""
     payload = {
         "backbone": model.source,
         "revision": model.revision,
@@ -56,6 +61,8 @@ def cache_key(model: "TransferModel", preprocessing_fingerprint: str, data_finge
         payload["layers"] = [int(i) for i in layers]
         if model.layer_grid != 1:  # the pooling of the intermediate maps (1: the key as it always was)
             payload["layer_grid"] = int(model.layer_grid)
+    if precision != "fp32":  # bf16 features differ from fp32 ones in their last digits: another table
+        payload["precision"] = precision
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -69,13 +76,15 @@ def cached_features(
     desc: str = "features",
     layers=None,
     order=None,
+    precision: str = "fp32",
 ) -> tuple["datasets.Dataset", bool]:
     """Features and labels for one split, from the cache or computed now (and cached).
 
     Returns ``(dataset with columns "features" and "label", hit)``. Only the main process
     computes and writes; the others wait and read the same files. ``order``: the loader yields
     the split's rows in this order (a permutation of its indices, e.g. texts by length); the
-    table is stored in the split's own order regardless.
+    table is stored in the split's own order regardless. ``precision``: the pass's autocast
+    ("fp32": none; "bf16" or "fp16" on the accelerator's device), part of ``key``.
     """
     import datasets
 
@@ -88,7 +97,8 @@ def cached_features(
         # more. Without this, head dropout and augmentation after a cold pass see other numbers
         # than after a warm one, and the weights differ with the cache state (issue 11, item 6).
         with preserved_random_state():
-            _compute_and_store(model, loader_factory(), path, accelerator=accelerator, desc=desc, layers=layers, order=order)
+            _compute_and_store(model, loader_factory(), path, accelerator=accelerator, desc=desc, layers=layers, order=order,
+                               precision=precision)
     if accelerator is not None:
         accelerator.wait_for_everyone()
     return datasets.load_from_disk(str(path)), hit
@@ -114,7 +124,7 @@ def preserved_random_state():
             np.random.set_state(npy)
 
 
-def _compute_and_store(model, loader, path: Path, *, accelerator, desc: str, layers=None, order=None) -> None:
+def _compute_and_store(model, loader, path: Path, *, accelerator, desc: str, layers=None, order=None, precision: str = "fp32") -> None:
     import datasets
     import numpy as np
     import torch
@@ -122,13 +132,15 @@ def _compute_and_store(model, loader, path: Path, *, accelerator, desc: str, lay
 
     device = accelerator.device if accelerator is not None else torch.device("cpu")
     model.eval().to(device)
+    if precision != "fp32" and precision not in PRECISION_DTYPES:
+        raise ValueError(f"unknown feature precision {precision!r}: use fp32, {', '.join(PRECISION_DTYPES)}")
+    dtype = getattr(torch, PRECISION_DTYPES.get(precision, "float32"))
     chunks, labels = [], []
     with torch.inference_mode():
         bar = tqdm(loader, desc=desc, unit="batch", leave=False)
         for batch in bar:
             batch = {k: v.to(device) for k, v in batch.items()}
-            ctx = accelerator.autocast() if accelerator is not None else torch.autocast("cpu", enabled=False)
-            with ctx:
+            with torch.autocast(device.type, dtype=dtype, enabled=precision != "fp32"):
                 # several layers: one pass gives every requested group's pooled output
                 feats = model.forward_layer_features(batch, layers) if layers is not None else [model.forward_features(batch)]
             chunks.append([f.float().cpu().numpy() for f in feats])

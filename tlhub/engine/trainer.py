@@ -14,6 +14,7 @@ the same code runs on this laptop and under ``accelerate launch`` / ``torchrun``
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -220,6 +221,7 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, **overri
     if accelerator.is_main_process:
         _save(model, adapter, cfg, data, stages, state, result, work / "model", checkpoints, accelerator,
               data_checks=checks.summary_dict(), class_weights=loop.class_weights, layers=layers, probe=loop.probe_info,
+              feature_precision=loop.feature_precision if loop.feature_tables else None,
               selection=selection, recipe=recipe, seconds_so_far=time.perf_counter() - started)
         example = loop.example_prediction()
         write_json_atomic(work / "metrics.json", result.to_dict())
@@ -262,6 +264,9 @@ class Loop:
         self.probe_info: dict[str, Any] | None = None  # how the closed-form probe chose its regularisation (the record)
         self.layer_tables: list[int] | None = None  # the layer groups cached per split once layer_evidence ran (all of them)
         self.ema = None  # the weight average of the current stage (cfg.ema_decay)
+        #: the frozen feature pass's precision and why (the cache key and the record carry it)
+        self.feature_precision, self.feature_precision_reason = feature_precision(cfg, accelerator.mixed_precision, accelerator.device.type,
+                                                                                  adapter.modality)
 
     # -- data ---------------------------------------------------------------------------------
     def loader(self, split: str, *, train: bool, rows=None):
@@ -310,13 +315,15 @@ class Loop:
                 return (_hflip(batch, image_key) for batch in base)
 
             fingerprint = self.data.fingerprints[split] + (f":{view}" if view else "")
-            key = cache_key(self.model, self.adapter.preprocessing(self.model).fingerprint(), fingerprint, layers=layers)
+            key = cache_key(self.model, self.adapter.preprocessing(self.model).fingerprint(), fingerprint, layers=layers,
+                            precision=self.feature_precision)
             table, hit = cached_features(
                 self.model, loader, key=key, cache_dir=self.cfg.cache_dir, accelerator=self.accelerator, desc=f"features {name}", layers=layers,
-                order=order,
+                order=order, precision=self.feature_precision,
             )
             width = self.model.num_features if layers is None else sum(table.features[f"layer_{i}"].length for i in layers)
-            self.accelerator.print(f"features  {name}: {'cache hit' if hit else 'computed and cached'} ({len(table):,} x {width})")
+            precision = "" if self.feature_precision == "fp32" else f", {self.feature_precision}: {self.feature_precision_reason}"
+            self.accelerator.print(f"features  {name}: {'cache hit' if hit else 'computed and cached'} ({len(table):,} x {width}{precision})")
             self.feature_tables[name] = table
             self.feature_hits[name] = hit
         return self.feature_tables[name]
@@ -738,6 +745,39 @@ def _mixed_precision(cfg: TrainConfig) -> str:
     return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
 
 
+def feature_precision(cfg: TrainConfig, mixed_precision: str, device_type: str, modality: str) -> tuple[str, str]:
+    """``(precision, reason)`` of the frozen feature pass: "fp32", "bf16" or "fp16".
+
+    ``auto``: a GPU run's mixed precision; on a CPU with native bf16 (AVX512-BF16 or AMX), bf16
+    for text backbones, fp32 otherwise. Measured on 2 CPU cores with AVX512-BF16 (held-out
+    training rows, 2026-12-07): the pass took half the time (MiniLM, 3,000 VADER sentences: 32.5 s
+    -> 15.8 s; Lite0, 1,990 Fashion-MNIST images: 7.0 s -> 3.5 s); a probe on MiniLM's bf16
+    features scored as on fp32 ones (0.7400 / 0.7405, cosine 0.99999), but Lite0's last layer
+    lost a point (0.7646 / 0.7747, cosine 0.998), so images stay in fp32.
+    """
+    if cfg.feature_precision != "auto":
+        return cfg.feature_precision, "as configured"
+    if mixed_precision != "no":
+        return mixed_precision, f"auto: the run's mixed precision ({mixed_precision})"
+    if device_type == "cpu" and modality == "text" and _cpu_has_bf16():
+        return "bf16", "auto: a text backbone on a CPU with native bf16 (twice as fast, the same probe accuracy)"
+    return "fp32", "auto"
+
+
+@functools.cache
+def _cpu_has_bf16() -> bool:
+    """Native bf16 arithmetic (AVX512-BF16 or AMX), read from the CPU's flags; oneDNN would also
+    emulate bf16 on plain AVX-512, where it brings no speed. Elsewhere than Linux: False."""
+    try:
+        if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return False
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except (AttributeError, RuntimeError, OSError):  # a build without oneDNN, or no /proc
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def _apply_overrides(model, cfg: TrainConfig) -> None:
     # Each hook is declared on TransferModel; a model that cannot honour a setting raises a
     # ConfigError naming its adapter, so no override is ever silently ignored.
@@ -816,6 +856,7 @@ def _tensors(table, device):
 
 def _save(model, adapter, cfg, data, stages, state, result, model_dir: Path, checkpoints, accelerator,
           *, data_checks: dict | None = None, class_weights: dict | None = None, layers=None, probe: dict | None = None,
+          feature_precision: str | None = None,
           selection=None, recipe=None, seconds_so_far: float | None = None) -> None:
     """The saved model: native weights + record + evaluation + curves + a few examples."""
     from tlhub.engine.plots import plot_training_curves
@@ -851,6 +892,7 @@ def _save(model, adapter, cfg, data, stages, state, result, model_dir: Path, che
         config=cfg.to_dict(),
         num_processes=accelerator.num_processes,
         mixed_precision=accelerator.mixed_precision,
+        feature_precision=feature_precision,
         data_checks=data_checks or {},
         class_weights=class_weights,
         layers=layers.to_dict() if layers is not None else None,

@@ -92,3 +92,42 @@ def test_a_size_whose_fixed_costs_overrun_the_budget_gives_way_to_one_that_leave
     far.decide("image_size", 224, "the probe's best")
     assert _trade_size_for_epochs(far, fit, fit(224)).measured == {"size": 224}  # 0.857 > 0.75 + 0.06
     assert far.decisions["image_size"]["reason"] == "the probe's best"
+
+
+def test_timed_steps_count_the_optimizer_update_and_leave_the_weights_alone(offline_assets):
+    """time_steps times forward, backward and AdamW's update (at lr 0): every weight and
+    statistic is exactly what it was, and the step costs more than its forward and backward."""
+    import torch
+
+    from tlhub.core.factory import resolve_backbone
+    from tlhub.data.loading import load_data
+    from tlhub.engine import recipe
+
+    cfg = TrainConfig(**SMALL, image_size=32, crop_pct=1.0)
+    source, adapter = resolve_backbone(cfg.backbone)
+    data = load_data(cfg.data_spec(), modality="image", decode=adapter.decode_input, progress=False)
+    model = adapter.load(source, labels=data.labels)
+    model.set_input_size(32, 1.0)
+    model.freeze_backbone(0)
+    before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    trainable = {k for k, p in model.named_parameters() if p.requires_grad}
+    updates = []
+    real_step = torch.optim.AdamW.step
+
+    def counted(self, *args, **kwargs):
+        updates.append(sum(p.numel() for g in self.param_groups for p in g["params"]))
+        return real_step(self, *args, **kwargs)
+
+    torch.optim.AdamW.step = counted
+    try:
+        step_s, forward_s = recipe.time_steps(adapter, model, data, 16)
+    finally:
+        torch.optim.AdamW.step = real_step
+    assert step_s > 0 and forward_s > 0
+    # two updates over every parameter (the step of a fine-tune that trains them all)
+    assert updates == [sum(p.numel() for p in model.parameters())] * 2
+    after = model.state_dict()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert not changed, changed[:5]
+    assert {k for k, p in model.named_parameters() if p.requires_grad} == trainable  # the trainable set is restored too
+    assert all(p.grad is None for p in model.parameters())

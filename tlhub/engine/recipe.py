@@ -83,6 +83,8 @@ SELECT_BY_VALIDATION_FROM = 1000
 #: 30-epoch recipe with both (960 steps) 0.8980, 100 epochs 0.9030.
 AUGMENT_FROM_EPOCHS = 30
 EMA_FROM_STEPS = 900
+#: a training epoch also loads, augments and collates: this much on top of the timed steps
+EPOCH_OVERHEAD = 1.15
 #: seconds the closed-form probe's solve takes per training example (measured on 2 CPU cores:
 #: about 14 s for 2,000 x 1,280 features over 7 strengths)
 PROBE_SECONDS_PER_EXAMPLE = 0.007
@@ -332,23 +334,14 @@ def _choose_max_length(cfg, adapter, model, data, plan: RecipePlan) -> None:
 
 def epoch_seconds(n_train: int, batch_size: int, step_s: float) -> float:
     """Seconds of one fine-tuning epoch over ``n_train`` examples from a timed step of ``batch_size``
-    (:func:`time_steps`: reading and collating, forward, backward and the optimizer's update);
-    validation not included.
-
-    No allowance on top: the flat 15% this once added stood for what the timed step left out,
-    mostly AdamW's update, which :func:`time_steps` now times (about 0.1 s a step for MiniLM's
-    22M parameters, 0.02 s for Lite0's 4.7M). Against the epochs that ran (2 CPU cores,
-    2026-12-06 logs of benchmarks/run.py recipe and recipe-long), the flat 15% planned Lite0's
-    epochs 15% too long at 224 px (39.7 s planned, about 33.5 s run) and 17% at 96 px (8.1 s,
-    6.9 s), and MiniLM's about right (25.8 s, 25 s): what it covered was the update, not loading."""
-    return math.ceil(n_train / batch_size) * step_s
+    (loading, augmenting and collating on top: :data:`EPOCH_OVERHEAD`); validation not included."""
+    return EPOCH_OVERHEAD * math.ceil(n_train / batch_size) * step_s
 
 
 def time_steps(adapter, model, data, batch_size: int, *, examples: int | None = None, warmup: int = 2,
                timed: int = 3) -> tuple[float, float]:
-    """(seconds of one training step of ``batch_size``: forward, backward and AdamW's update;
-    seconds of inference per example), measured on real training inputs; the model's weights,
-    statistics and the random generators are left as they were.
+    """(seconds of one training step of ``batch_size``, seconds of inference per example), measured
+    on real training inputs; the model's weights, statistics and the random generators are left as they were.
 
     ``warmup`` untimed steps, then the median of ``timed`` ones. ``examples``: time steps of this
     many examples (default ``batch_size``) and scale to ``batch_size``: a rougher but cheaper
@@ -385,24 +378,13 @@ def time_steps(adapter, model, data, batch_size: int, *, examples: int | None = 
             # 55.6 s epochs that ran in 31 s (a 15-minute plan of 879 s ran in 581 s). So two
             # warm-up steps, then the median of three.
             for _ in range(warmup + max(1, timed)):
-                model.zero_grad(set_to_none=True)
                 clock = time.perf_counter()
                 loss = F.cross_entropy(model(batch), labels)
                 loss.backward()
                 times.append(time.perf_counter() - clock)
+                model.zero_grad(set_to_none=True)
             scale = min(batch_size, len(train)) / n  # steps of fewer examples than a batch
-            # The optimizer's update costs the same whatever the batch, and grows with the
-            # parameters (a tenth of MiniLM's step): two AdamW updates on the last step's
-            # gradients, the second timed. At lr 0 they leave every weight exactly as it was (the
-            # decay multiplies by 1, the step adds 0); the moments are dropped with the optimizer.
-            optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.0)
-            optimizer.step()
-            clock = time.perf_counter()
-            optimizer.step()
-            update_s = time.perf_counter() - clock
-            del optimizer
-            model.zero_grad(set_to_none=True)
-            step_s = (float(np.median(times[warmup:])) + prepare_s * n) * scale + update_s
+            step_s = (float(np.median(times[warmup:])) + prepare_s * n) * scale
             model.eval()
             with torch.inference_mode():
                 model.forward_features(batch)

@@ -766,8 +766,9 @@ def feature_precision(cfg: TrainConfig, mixed_precision: str, device_type: str, 
 
 @functools.cache
 def _cpu_has_bf16() -> bool:
-    """Native bf16 arithmetic (AVX512-BF16 or AMX), read from the CPU's flags; oneDNN would also
-    emulate bf16 on plain AVX-512, where it brings no speed. Elsewhere than Linux: False."""
+    """Native bf16 arithmetic (AVX512-BF16 or AMX), read from the CPU's flags. oneDNN also runs
+    bf16 on plain AVX-512 by emulation, which was not measured here, so it counts as no. Elsewhere
+    than Linux (no /proc/cpuinfo): False."""
     try:
         if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
             return False

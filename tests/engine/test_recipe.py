@@ -42,7 +42,11 @@ def test_auto_recipe_plans_from_the_data_and_keeps_to_its_budget(tmp_path, offli
     assert record["config"]["image_size"] == chosen and record["preprocessing"]["input_size"][-1] == chosen
     assert decisions["strategy"]["value"] in ("lp-ft", "feature-extraction") and decisions["strategy"]["reason"]
     if decisions["strategy"]["value"] == "lp-ft":
-        assert record["config"]["epochs"] == decisions["epochs"]["value"] >= 2
+        # the epochs the run trained are the plan's, re-planned at the first epoch's measured pace
+        assert record["config"]["epochs"] == decisions["epochs"]["value"] >= 1
+        assert sum(row["stage"] == "fine-tune" for row in result.history) == decisions["epochs"]["value"]
+        first = plan["measured"]["first_epochs"]
+        assert first["epochs"] == 1 and first["seconds_each"] > 0
     assert plan["planned_s"] <= budget * 1.05 and plan["budget_s"] == budget
     assert plan["actual_s"] <= budget * 1.25, plan  # the issue's tolerance on a small run
     card = str(build_model_card(result.model_dir, "alice/auto-recipe"))
@@ -92,3 +96,108 @@ def test_a_size_whose_fixed_costs_overrun_the_budget_gives_way_to_one_that_leave
     far.decide("image_size", 224, "the probe's best")
     assert _trade_size_for_epochs(far, fit, fit(224)).measured == {"size": 224}  # 0.857 > 0.75 + 0.06
     assert far.decisions["image_size"]["reason"] == "the probe's best"
+
+
+def test_the_first_epoch_re_plans_the_length_and_a_resume_follows_it(tmp_path):
+    """A 15-minute plan on Protocol A timed 34.4 s epochs that ran in about 22 s: the first epoch's
+    measured pace re-plans what is left, with the settings that follow from the new length, and the
+    plan a resume follows says so."""
+    from types import SimpleNamespace
+
+    from tlhub.engine.recipe import RecipePlan, _decide_by_length, _memo_path, replan_epochs
+
+    data = SimpleNamespace(splits={"train": range(1000), "validation": range(100)}, modality="image")
+    cfg = TrainConfig(recipe="auto", budget="1000s", output_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"))
+    plan = RecipePlan(budget_s=1000, planned_s=990)
+    plan.measured.update(epoch_seconds=34.4, evaluation_seconds=10.0)
+    plan.decide("epochs", 22, "the timed step")
+    _decide_by_length(plan, 22, n_train=1000, n_val=100, batch_size=32, modality="image")
+    assert "auto_augment" not in plan.decisions and "ema_decay" not in plan.decisions  # 22 epochs, 704 steps
+    # 40 s in, the first epoch took 10 s: (1000 - 40 - 10) // 10 = 95 more, so 96 in all
+    paced = replan_epochs(plan, cfg, data, epochs_done=1, epoch_s=10.0, elapsed_s=40.0)
+    assert paced.epochs == 96 and plan.decisions["epochs"]["value"] == 96
+    reason = plan.decisions["epochs"]["reason"]
+    assert reason.startswith("the timed step") and "re-planned after 1 epoch(s)" in reason and "95 more fit" in reason
+    # the length now calls for TrivialAugment (30+ epochs) and a weight average (900+ steps: 96 x 32)
+    assert paced.auto_augment == "trivialaugment" and paced.ema_decay == 0.9967 and paced.select_by == "last"
+    assert plan.planned_s == pytest.approx(1000.0)
+    assert plan.measured["first_epochs"] == {"epochs": 1, "seconds_each": 10.0, "planned_seconds_each": 34.4, "elapsed": 40.0}
+    remembered = json.loads(_memo_path(cfg).read_text())
+    assert remembered["decisions"]["epochs"]["value"] == 96 and remembered["decisions"]["auto_augment"]["value"] == "trivialaugment"
+    # slower than planned: fewer epochs (never fewer than the one that ran), and what they no longer call for is withdrawn
+    slow = replan_epochs(plan, cfg, data, epochs_done=1, epoch_s=100.0, elapsed_s=40.0)
+    assert slow.epochs == 10 and slow.auto_augment is None and slow.ema_decay is None
+    assert "auto_augment" not in plan.decisions and "ema_decay" not in plan.decisions
+    # each call re-plans from the first plan, so its reason is said once
+    assert plan.decisions["epochs"]["reason"].count("re-planned") == 1 and plan.measured["planned_epochs"]["value"] == 22
+    assert replan_epochs(plan, cfg, data, epochs_done=1, epoch_s=2000.0, elapsed_s=40.0).epochs == 1
+    # a plan without fine-tuning epochs (a probe alone) has nothing to re-plan
+    probe_only = RecipePlan(budget_s=100, planned_s=40)
+    probe_only.decide("strategy", "feature-extraction", "no room")
+    alone = replan_epochs(probe_only, cfg, data, epochs_done=1, epoch_s=5.0, elapsed_s=10.0)
+    assert alone.strategy == "feature-extraction" and "epochs" not in probe_only.decisions
+
+
+def test_a_lengthened_schedule_survives_a_checkpoint(tmp_path):
+    """The warm-up ends where it did; the cosine decays over the new length; a resumed scheduler
+    gets that length back from the checkpoint."""
+    import torch
+
+    from tlhub.engine.checkpoints import _load_tree, _save_tree
+    from tlhub.engine.trainer import warmup_cosine
+
+    param = torch.nn.Parameter(torch.zeros(1))
+    scheduler = warmup_cosine(torch.optim.AdamW([param], lr=1.0), total_steps=40, warmup_steps=10)
+    factor = scheduler.lr_lambdas[0]
+    before = [factor(s) for s in range(11)]
+    factor.total_steps = 110  # what _follow_pace does at the end of the warm-up epoch
+    assert [factor(s) for s in range(11)] == before and factor(60) == pytest.approx(0.5) and factor(110) == 0.0
+    _save_tree(tmp_path / "sched.safetensors", {"scheduler": scheduler.state_dict()})
+    resumed = warmup_cosine(torch.optim.AdamW([param], lr=1.0), total_steps=40, warmup_steps=10)
+    resumed.load_state_dict(_load_tree(tmp_path / "sched.safetensors")["scheduler"])
+    assert resumed.lr_lambdas[0].total_steps == 110
+
+
+def test_a_re_plan_that_turns_on_augmentation_pays_for_it_from_the_second_epoch(offline_assets):
+    """The first epoch ran without TrivialAugment; when the re-planned length calls for it, the pace
+    is re-planned once more with what the policy costs a batch (measured on real images, the run's
+    random stream untouched), the schedule stretches to the new length, and the stage says so."""
+    import random
+    from dataclasses import replace
+
+    import torch
+    from accelerate import Accelerator
+
+    from tlhub.core.factory import resolve_backbone
+    from tlhub.data.loading import load_data
+    from tlhub.engine.checkpoints import RunState
+    from tlhub.engine.strategies import Stage
+    from tlhub.engine.trainer import Loop, _apply_overrides, load_model, warmup_cosine
+
+    cfg = TrainConfig(**SMALL, image_size=96, crop_pct=1.0, epochs=4)
+    source, adapter = resolve_backbone(cfg.backbone)
+    data = load_data(cfg.data_spec(), modality="image", decode=adapter.decode_input, progress=False)
+    model = load_model(adapter, source, cfg, data.labels)
+    _apply_overrides(model, cfg)
+    loop = Loop(cfg, Accelerator(), adapter, model, data)
+
+    python_draws, torch_draws = random.getstate(), torch.get_rng_state()
+    plain, augmented = loop._collate_seconds(None), loop._collate_seconds("trivialaugment")
+    assert plain > 0 and augmented > 0 and model.auto_augment is None
+    assert random.getstate() == python_draws and torch.equal(torch.get_rng_state(), torch_draws)
+
+    paces = []
+
+    def pace(done, epoch_s):  # stands for replan_epochs: 40 epochs, which call for TrivialAugment
+        paces.append(epoch_s)
+        return replace(loop.cfg, epochs=40, auto_augment="trivialaugment")
+
+    loop.pace = pace
+    stage = Stage("fine-tune", epochs=4, trainable_groups="all", lr=1e-3, weight_decay=0.05, warmup_epochs=1.0)
+    scheduler = warmup_cosine(torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0), total_steps=4 * 5, warmup_steps=5)
+    state = RunState(stage_epoch=1)
+    longer = loop._follow_pace(stage, state, scheduler, 3.0)
+    assert longer.epochs == 40 and loop.cfg.epochs == 40 and loop.cfg.auto_augment == "trivialaugment"
+    assert scheduler.lr_lambdas[0].total_steps == 40 * 5 and not state.stage_done
+    # asked twice: with the first epoch's pace, then with the policy's cost per epoch added (5 batches)
+    assert paces[0] == 3.0 and len(paces) == 2 and paces[1] != paces[0]

@@ -25,6 +25,12 @@ and written down with its reason (``plan.decisions``: the run record and the car
   passes of the probe stage (training images twice for images: with their flips), the probe's
   solve and the final evaluation is spent on fine-tuning epochs (lp-ft); when fewer than
   :data:`MIN_FINETUNE_EPOCHS` fit, the run is a probe alone (feature extraction).
+- **the pace, checked once**: the timed step is only an estimate (on 2 CPU cores the same step
+  timed 0.75-0.91 s in different processes, and a 15-minute plan of 22 epochs at 34.4 s ran them
+  at about 22 s: 600 s of its 887). So when the first fine-tuning epoch has run (the end of the
+  learning-rate warm-up, before the cosine decay starts) its measured seconds, validation included,
+  re-plan the epochs to what is left of the budget (:func:`replan_epochs`), and with them the
+  augmentation and averaging their length calls for (from the second epoch on).
 - **which epoch is kept**: the last (a fixed cosine schedule, no early stopping) when the
   validation split is too small to choose between late epochs (:data:`SELECT_BY_VALIDATION_FROM`),
   else the best by validation loss, with early stopping.
@@ -182,7 +188,8 @@ def plan_recipe(cfg, adapter, model, data, *, elapsed_s: float, say=print):
                  f"the final evaluation leaves {max(left, 0):.0f} s; one fine-tuning epoch takes about {epoch_s:.1f} s "
                  f"(a timed training step of {resolved.batch_size}: {step_s:.2f} s)")
         measured = dict(step_seconds=round(step_s, 4), forward_seconds_per_example=round(forward_s, 6),
-                        fixed_seconds=round(fixed, 1), epoch_seconds=round(epoch_s, 2), spent_before_plan=round(spent, 1))
+                        fixed_seconds=round(fixed, 1), evaluation_seconds=round(n_test * forward_s, 1),
+                        epoch_seconds=round(epoch_s, 2), spent_before_plan=round(spent, 1))
         return _Fit(epochs=int(max(0.0, left) // epoch_s) if epoch_s > 0 else 0, epoch_s=epoch_s, fixed_s=fixed,
                     fits=left >= 0, where=where, measured=measured)
 
@@ -202,31 +209,77 @@ def plan_recipe(cfg, adapter, model, data, *, elapsed_s: float, say=print):
         epochs = min(epochs, MAX_FINETUNE_EPOCHS)
         plan.decide("strategy", "lp-ft", f"{where}: room to fine-tune after the probe")
         plan.decide("epochs", epochs, f"{where}" + (f"; capped at {MAX_FINETUNE_EPOCHS}" if epochs == MAX_FINETUNE_EPOCHS else ""))
-        steps = epochs * math.ceil(n_train / resolved.batch_size)
-        if adapter.modality == "image" and epochs >= AUGMENT_FROM_EPOCHS:
-            plan.decide("auto_augment", "trivialaugment", f"{epochs} epochs over {n_train:,} images would overfit them: TrivialAugment, "
-                        "which has nothing to tune")
-        if steps >= EMA_FROM_STEPS:
-            decay = float(min(0.9999, max(0.99, round(1 - 10 / steps, 4))))
-            plan.decide("ema_decay", decay, f"{steps:,} optimizer steps: a weight average over about the last tenth of them "
-                        "generalises better than the last step on small data")
-        if n_val < SELECT_BY_VALIDATION_FROM:
-            half = 196 * math.sqrt(0.85 * 0.15 / max(n_val, 1))
-            plan.decide("select_by", "last", f"{n_val} validation examples measure an accuracy near 0.85 to ±{half:.0f} points (95%), "
-                        "more than late epochs differ by: the weights at the end of the cosine schedule are kept")
-            plan.decide("early_stopping_patience", None, "the schedule runs to its end (select_by last)")
-        else:
-            patience = max(5, epochs // 5)
-            plan.decide("early_stopping_patience", patience, f"a fifth of the {epochs} epochs (at least 5) without validation improvement")
+        _decide_by_length(plan, epochs, n_train=n_train, n_val=n_val, batch_size=resolved.batch_size, modality=adapter.modality)
         plan.planned_s = spent + fixed + epochs * epoch_s
+    _remember(plan, memo)
+    for line in plan.summary_lines():
+        say(f"recipe    {line}")
+    return cfg.replace(**plan.overrides()), plan
+
+
+def _decide_by_length(plan: RecipePlan, epochs: int, *, n_train: int, n_val: int, batch_size: int, modality: str) -> None:
+    """The settings that follow from the fine-tune's length: augmentation, averaging, which epoch is
+    kept and early stopping (a decision the length no longer calls for is withdrawn)."""
+    steps = epochs * math.ceil(n_train / batch_size)
+    if modality == "image" and epochs >= AUGMENT_FROM_EPOCHS:
+        plan.decide("auto_augment", "trivialaugment", f"{epochs} epochs over {n_train:,} images would overfit them: TrivialAugment, "
+                    "which has nothing to tune")
+    else:
+        plan.decisions.pop("auto_augment", None)
+    if steps >= EMA_FROM_STEPS:
+        decay = float(min(0.9999, max(0.99, round(1 - 10 / steps, 4))))
+        plan.decide("ema_decay", decay, f"{steps:,} optimizer steps: a weight average over about the last tenth of them "
+                    "generalises better than the last step on small data")
+    else:
+        plan.decisions.pop("ema_decay", None)
+    if n_val < SELECT_BY_VALIDATION_FROM:
+        half = 196 * math.sqrt(0.85 * 0.15 / max(n_val, 1))
+        plan.decide("select_by", "last", f"{n_val} validation examples measure an accuracy near 0.85 to ±{half:.0f} points (95%), "
+                    "more than late epochs differ by: the weights at the end of the cosine schedule are kept")
+        plan.decide("early_stopping_patience", None, "the schedule runs to its end (select_by last)")
+    else:
+        patience = max(5, epochs // 5)
+        plan.decide("early_stopping_patience", patience, f"a fifth of the {epochs} epochs (at least 5) without validation improvement")
+
+
+def _remember(plan: RecipePlan, memo: Path) -> None:
     try:
         memo.parent.mkdir(parents=True, exist_ok=True)
         memo.write_text(json.dumps(plan.to_dict(), indent=2), encoding="utf-8")
     except OSError:
         pass  # a plan that cannot be remembered is re-made by a resume; nothing else depends on it
-    for line in plan.summary_lines():
-        say(f"recipe    {line}")
-    return cfg.replace(**plan.overrides()), plan
+
+
+def replan_epochs(plan: RecipePlan, cfg, data, *, epochs_done: int, epoch_s: float, elapsed_s: float):
+    """``cfg`` (the run's configuration before the plan) with the plan's settings, the fine-tune's
+    epochs re-planned to what fits the budget at the pace of the ``epochs_done`` epochs that ran
+    (``epoch_s`` seconds each, validation included), ``elapsed_s`` into the run, and the settings
+    that follow from the length decided again; ``plan`` (and the plan a resume follows) now says so.
+
+    Called once, at the end of the fine-tune's first epoch: the learning rate has warmed up and its
+    cosine decay has not started, so a new length changes no step already taken. Calling it again
+    (with a corrected ``epoch_s``) re-plans from the same first plan."""
+    if "epochs" not in plan.decisions or epoch_s <= 0:
+        return cfg.replace(**plan.overrides())
+    # the plan before any re-planning (this may be called again with a corrected pace)
+    first = plan.measured.setdefault("planned_epochs", dict(plan.decisions["epochs"]))
+    planned = int(first["value"])
+    evaluation_s = float(plan.measured.get("evaluation_seconds", 0.0))
+    left = plan.budget_s - elapsed_s - evaluation_s
+    epochs = int(min(MAX_FINETUNE_EPOCHS, max(epochs_done, epochs_done + int(max(0.0, left) // epoch_s))))
+    plan.measured["first_epochs"] = {"epochs": epochs_done, "seconds_each": round(epoch_s, 2),
+                                     "planned_seconds_each": plan.measured.get("epoch_seconds"), "elapsed": round(elapsed_s, 1)}
+    if epochs != int(plan.decisions["epochs"]["value"]):
+        plan.decide("epochs", epochs, f"{first['reason']}; re-planned after {epochs_done} epoch(s): they ran at "
+                    f"{epoch_s:.1f} s each (validation included), so of the {max(left, 0):.0f} s the budget had left before the final "
+                    f"evaluation ({evaluation_s:.0f} s), {epochs - epochs_done} more fit"
+                    + ("; capped" if epochs == MAX_FINETUNE_EPOCHS else "") + f" ({planned} planned)")
+        resolved = cfg.replace(**plan.overrides())
+        _decide_by_length(plan, epochs, n_train=len(data.splits["train"]), n_val=len(data.splits.get("validation") or []),
+                          batch_size=resolved.batch_size, modality=data.modality)
+        plan.planned_s = elapsed_s + (epochs - epochs_done) * epoch_s + evaluation_s
+        _remember(plan, _memo_path(cfg))
+    return cfg.replace(**plan.overrides())
 
 
 def _trade_size_for_epochs(plan: RecipePlan, budget_at, at_chosen: _Fit) -> _Fit:

@@ -17,10 +17,11 @@ from __future__ import annotations
 import functools
 import math
 import os
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -161,13 +162,18 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, **overri
     # training data, this machine's measured speed and the time budget (tlhub.engine.recipe)
     recipe = None
     if cfg.recipe == "auto":
-        from tlhub.engine.recipe import plan_recipe
+        from tlhub.engine.recipe import plan_recipe, replan_epochs
 
+        unplanned = cfg
         cfg, recipe = plan_recipe(cfg, adapter, model, data, elapsed_s=time.perf_counter() - started, say=say)
         _apply_overrides(model, cfg)
         lap("recipe")
     groups = model.layer_groups()
     loop = Loop(cfg, accelerator, adapter, model, data)
+    if recipe is not None and "epochs" in recipe.decisions:
+        # the plan's epochs came from a timed step; the fine-tune's first epoch measures the real pace
+        loop.pace = lambda done, epoch_s: replan_epochs(recipe, unplanned, data, epochs_done=done, epoch_s=epoch_s,
+                                                        elapsed_s=time.perf_counter() - started)
     lap("model")
 
     # 4. stage 2's evidence, when asked for: how well each layer group's features alone separate
@@ -211,6 +217,9 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, **overri
         # the next stage starts from the best weights so far (e.g. the best probe head)
         checkpoints.load_best(model)
         lap(f"stage:{stage.name}")
+    if loop.cfg != cfg:  # --recipe auto re-planned the fine-tune at its measured pace
+        cfg = loop.cfg
+        stages = plan_stages(cfg, len(groups), recommended_unfreeze=layers.unfreeze if layers else None)
 
     # 6. best weights, held-out evaluation, save
     checkpoints.load_best(model)
@@ -264,6 +273,8 @@ class Loop:
         self.probe_info: dict[str, Any] | None = None  # how the closed-form probe chose its regularisation (the record)
         self.layer_tables: list[int] | None = None  # the layer groups cached per split once layer_evidence ran (all of them)
         self.ema = None  # the weight average of the current stage (cfg.ema_decay)
+        # --recipe auto: (epochs done, seconds each) -> the configuration re-planned at that pace
+        self.pace: Callable[[int, float], TrainConfig] | None = None
         #: the frozen feature pass's precision and why (the cache key and the record carry it)
         self.feature_precision, self.feature_precision_reason = feature_precision(cfg, accelerator.mixed_precision, accelerator.device.type,
                                                                                   adapter.modality)
@@ -497,11 +508,7 @@ class Loop:
         optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
         # An average of the weights over the last few hundred steps generalises better than the
         # last step on small data; it is what gets validated, kept as best, and saved.
-        self.ema = None
-        if cfg.ema_decay:
-            from timm.utils.model_ema import ModelEmaV3
-
-            self.ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True)
+        self.ema = self._weight_average(cfg)
         if state.stage_epoch:
             checkpoints.load_optimizer(optimizer, scheduler)
             if self.ema is not None:
@@ -518,10 +525,75 @@ class Loop:
             improved, stop = self._end_epoch(
                 stage, state, optimizer, started, train_seconds, train_loss, seen, val_loss, val_acc, patience=cfg.early_stopping_patience
             )
+            if state.stage_epoch == 1 and self.pace is not None and not stage.head_only and not stop:
+                # before the checkpoint: a resume from it must find the new length in its
+                # configuration and its schedule
+                stage = self._follow_pace(stage, state, scheduler, time.perf_counter() - started)
+                if self.cfg.auto_augment != cfg.auto_augment:
+                    model.set_augmentation(self.cfg.auto_augment)
+                    train_loader = self.loader("train", train=True)  # its collate applies the policy
+                if self.cfg.ema_decay != cfg.ema_decay:
+                    self.ema = self._weight_average(self.cfg)  # from these weights on
+                    averaged = self.ema.module if self.ema is not None else None
+                cfg = self.cfg
             checkpoints.save(model, optimizer, scheduler, state, cfg, best=improved, ema=averaged)
             if stop:
                 accelerator.print(f"early stop: no validation improvement for {cfg.early_stopping_patience} epochs")
                 break
+
+    def _follow_pace(self, stage: Stage, state: RunState, scheduler, epoch_s: float) -> Stage:
+        """The stage re-planned from its first epoch's measured seconds (--recipe auto); ``self.cfg``
+        becomes the re-planned configuration."""
+        import dataclasses
+
+        from accelerate.utils import broadcast_object_list
+
+        paced = self.pace(state.stage_epoch, epoch_s)
+        if paced.auto_augment != self.cfg.auto_augment:
+            # the epoch that set the pace ran under the other policy: add what the new one costs
+            batches = math.ceil(len(self.data.splits["train"]) / self.cfg.batch_size)
+            extra = batches * (self._collate_seconds(paced.auto_augment) - self._collate_seconds(self.cfg.auto_augment))
+            paced = self.pace(state.stage_epoch, epoch_s + extra)
+        # every process must run the same epochs: the main process's pace decides
+        paced = broadcast_object_list([paced])[0]
+        if paced == self.cfg:
+            return stage
+        changed = ", ".join(f"{k} {getattr(paced, k)}" for k in ("epochs", "auto_augment", "ema_decay", "early_stopping_patience")
+                            if getattr(paced, k) != getattr(self.cfg, k))
+        self.accelerator.print(f"recipe    epoch {state.stage_epoch} took {epoch_s:.1f} s: re-planned to the budget: {changed}")
+        schedule = getattr(scheduler, "scheduler", scheduler)  # Accelerate's wrapper holds the LambdaLR
+        for factor in schedule.lr_lambdas:
+            factor.total_steps = factor.total_steps // stage.epochs * paced.epochs
+        self.cfg = paced
+        state.stage_done = state.stage_epoch >= paced.epochs
+        return dataclasses.replace(stage, epochs=paced.epochs)
+
+    def _collate_seconds(self, auto_augment: str | None) -> float:
+        """Seconds the training collate takes for one batch of decoded images under ``auto_augment``."""
+        train = self.data.splits["train"]
+        images = [self.adapter.decode_input(train[i]["input"]) for i in range(min(self.cfg.batch_size, len(train)))]
+        kept, draws = self.model.auto_augment, random.getstate()
+        times = []
+        try:
+            with torch.random.fork_rng():  # the run's random stream stays as it was
+                self.model.set_augmentation(auto_augment)
+                collate = self.adapter.make_collate(self.model, train=True, augment=self.cfg.augment)
+                for _ in range(3):
+                    clock = time.perf_counter()
+                    collate(images)
+                    times.append(time.perf_counter() - clock)
+        finally:
+            self.model.set_augmentation(kept)
+            random.setstate(draws)
+        return float(np.median(times))
+
+    def _weight_average(self, cfg: TrainConfig):
+        """cfg.ema_decay's moving average of the model's weights (None without one)."""
+        if not cfg.ema_decay:
+            return None
+        from timm.utils.model_ema import ModelEmaV3
+
+        return ModelEmaV3(self.model, decay=cfg.ema_decay, use_warmup=True)
 
     # -- what both kinds of stage share ---------------------------------------------------------
     def _optimizer(self, stage: Stage, *, steps_per_epoch: int):
@@ -687,16 +759,25 @@ def param_groups(model, stage: Stage) -> list[dict]:
     return [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in sorted(buckets.items(), key=lambda kv: kv[0][0])]
 
 
-def warmup_cosine(optimizer, total_steps: int, warmup_steps: int):
-    """Linear warm-up, then cosine decay to zero, per optimizer step."""
+class WarmupCosine:
+    """Linear warm-up, then cosine decay to zero, per optimizer step: LambdaLR's factor.
 
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / (warmup_steps + 1)
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    An object rather than a closure: LambdaLR's state_dict keeps an object's attributes, so a
+    checkpoint carries ``total_steps`` when --recipe auto re-plans the length mid-run."""
+
+    def __init__(self, total_steps: int, warmup_steps: int):
+        self.total_steps, self.warmup_steps = int(total_steps), int(warmup_steps)
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / (self.warmup_steps + 1)
+        progress = (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+def warmup_cosine(optimizer, total_steps: int, warmup_steps: int):
+    """Linear warm-up, then cosine decay to zero, per optimizer step."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(total_steps, warmup_steps))
 
 
 # -- helpers --------------------------------------------------------------------------------------

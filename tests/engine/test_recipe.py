@@ -194,10 +194,17 @@ def test_a_re_plan_that_turns_on_augmentation_pays_for_it_from_the_second_epoch(
 
     loop.pace = pace
     stage = Stage("fine-tune", epochs=4, trainable_groups="all", lr=1e-3, weight_decay=0.05, warmup_epochs=1.0)
-    scheduler = warmup_cosine(torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0), total_steps=4 * 5, warmup_steps=5)
+    # several param groups (layer decay gives one per group): LambdaLR shares one factor among them
+    groups = [{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": lr} for lr in (0.25, 0.5, 1.0)]
+    scheduler = warmup_cosine(torch.optim.AdamW(groups), total_steps=4 * 5, warmup_steps=5)
     state = RunState(stage_epoch=1)
     longer = loop._follow_pace(stage, state, scheduler, 3.0)
     assert longer.epochs == 40 and loop.cfg.epochs == 40 and loop.cfg.auto_augment == "trivialaugment"
-    assert scheduler.lr_lambdas[0].total_steps == 40 * 5 and not state.stage_done
+    assert [f.total_steps for f in scheduler.lr_lambdas] == [40 * 5] * 3 and not state.stage_done
+    # the cosine reaches zero at the new end: every group's learning rate, step by step
+    for _ in range(40 * 5 - 1):
+        scheduler.optimizer.step()  # no gradients: nothing moves, only the order PyTorch expects
+        scheduler.step()
+    assert all(g["lr"] < 1e-3 * g["initial_lr"] for g in scheduler.optimizer.param_groups)
     # asked twice: with the first epoch's pace, then with the policy's cost per epoch added (5 batches)
     assert paces[0] == 3.0 and len(paces) == 2 and paces[1] != paces[0]

@@ -561,9 +561,12 @@ class Loop:
         changed = ", ".join(f"{k} {getattr(paced, k)}" for k in ("epochs", "auto_augment", "ema_decay", "early_stopping_patience")
                             if getattr(paced, k) != getattr(self.cfg, k))
         self.accelerator.print(f"recipe    epoch {state.stage_epoch} took {epoch_s:.1f} s: re-planned to the budget: {changed}")
-        schedule = getattr(scheduler, "scheduler", scheduler)  # Accelerate's wrapper holds the LambdaLR
-        for factor in schedule.lr_lambdas:
-            factor.total_steps = factor.total_steps // stage.epochs * paced.epochs
+        # Accelerate's wrapper holds the LambdaLR; its param groups may share one factor object,
+        # so the new length is computed once and assigned (never scaled in place per group)
+        factors = getattr(scheduler, "scheduler", scheduler).lr_lambdas
+        total_steps = factors[0].total_steps // stage.epochs * paced.epochs
+        for factor in factors:
+            factor.total_steps = total_steps
         self.cfg = paced
         state.stage_done = state.stage_epoch >= paced.epochs
         return dataclasses.replace(stage, epochs=paced.epochs)

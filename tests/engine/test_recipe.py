@@ -51,6 +51,8 @@ def test_auto_recipe_plans_from_the_data_and_keeps_to_its_budget(tmp_path, offli
     assert plan["actual_s"] <= budget * 1.25, plan  # the tolerance on a small run
     card = str(build_model_card(result.model_dir, "alice/auto-recipe"))
     assert "### Recipe" in card and "`image_size`" in card and "of a 45 s budget" in card
+    if "replanned_s" in plan["measured"]:
+        assert f"re-planned to {plan['measured']['replanned_s']:.0f} s at the first fine-tuning epoch's measured pace" in card
 
     # the same command into the same folder (what a resume is) follows the same plan
     from tlhub.core.factory import resolve_backbone
@@ -120,7 +122,8 @@ def test_the_first_epoch_re_plans_the_length_and_a_resume_follows_it(tmp_path):
     assert reason.startswith("the timed step") and "re-planned after 1 epoch(s)" in reason and "95 more fit" in reason
     # the length now calls for TrivialAugment (30+ epochs) and a weight average (900+ steps: 96 x 32)
     assert paced.auto_augment == "trivialaugment" and paced.ema_decay == 0.9967 and paced.select_by == "last"
-    assert plan.planned_s == pytest.approx(1000.0)
+    assert plan.planned_s == 990 and plan.measured["replanned_s"] == pytest.approx(1000.0)  # the first plan stays on record
+    assert plan.summary_lines()[-1] == "planned 990 s of a 1000 s budget; re-planned to 1000 s after the first fine-tuning epoch"
     assert plan.measured["first_epochs"] == {"epochs": 1, "seconds_each": 10.0, "planned_seconds_each": 34.4, "elapsed": 40.0}
     remembered = json.loads(_memo_path(cfg).read_text())
     assert remembered["decisions"]["epochs"]["value"] == 96 and remembered["decisions"]["auto_augment"]["value"] == "trivialaugment"

@@ -123,7 +123,9 @@ class RecipePlan:
 
     def summary_lines(self) -> list[str]:
         lines = [f"{name} {d['value']}: {d['reason']}" for name, d in self.decisions.items()]
-        lines.append(f"planned {self.planned_s:.0f} s of a {self.budget_s:.0f} s budget")
+        lines.append(f"planned {self.planned_s:.0f} s of a {self.budget_s:.0f} s budget"
+                     + (f"; re-planned to {self.measured['replanned_s']:.0f} s after the first fine-tuning epoch"
+                        if "replanned_s" in self.measured else ""))
         return lines
 
 
@@ -277,7 +279,8 @@ def replan_epochs(plan: RecipePlan, cfg, data, *, epochs_done: int, epoch_s: flo
         resolved = cfg.replace(**plan.overrides())
         _decide_by_length(plan, epochs, n_train=len(data.splits["train"]), n_val=len(data.splits.get("validation") or []),
                           batch_size=resolved.batch_size, modality=data.modality)
-        plan.planned_s = elapsed_s + (epochs - epochs_done) * epoch_s + evaluation_s
+        # planned_s stays the plan made before training (the card's planned against actual)
+        plan.measured["replanned_s"] = round(elapsed_s + (epochs - epochs_done) * epoch_s + evaluation_s, 1)
         _remember(plan, _memo_path(cfg))
     return cfg.replace(**plan.overrides())
 

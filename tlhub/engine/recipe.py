@@ -26,7 +26,7 @@ and written down with its reason (``plan.decisions``: the run record and the car
   solve and the final evaluation is spent on fine-tuning epochs (lp-ft); when fewer than
   :data:`MIN_FINETUNE_EPOCHS` fit, the run is a probe alone (feature extraction).
 - **the pace, checked once**: the timed step is only an estimate (on 2 CPU cores the same step
-  timed 0.75-0.91 s in different processes, and a 15-minute plan of 22 epochs at 34.4 s ran them
+  timed 0.64-0.96 s in five processes, and a 15-minute plan of 22 epochs at 34.4 s ran them
   at about 22 s: 600 s of its 887). So when the first fine-tuning epoch has run (the end of the
   learning-rate warm-up, before the cosine decay starts) its measured seconds, validation included,
   re-plan the epochs to what is left of the budget (:func:`replan_epochs`), and with them the

@@ -4,6 +4,7 @@ choice with its reason in the record and the card, and a run that keeps to its b
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -47,12 +48,18 @@ def test_auto_recipe_plans_from_the_data_and_keeps_to_its_budget(tmp_path, offli
         assert sum(row["stage"] == "fine-tune" for row in result.history) == decisions["epochs"]["value"]
         first = plan["measured"]["first_epochs"]
         assert first["epochs"] == 1 and first["seconds_each"] > 0
+        # and checked again a third and two thirds of the way, each check taking over the length the last one left
+        checks = plan["measured"].get("pace_checks", [])
+        if decisions["epochs"]["value"] >= 3:
+            assert checks and all(c["seconds_each"] > 0 and 1 < c["epochs"] < c["epochs_after"] for c in checks)
+            assert [c["epochs_after"] for c in checks[:-1]] == [c["epochs_before"] for c in checks[1:]]
+            assert checks[-1]["epochs_after"] == decisions["epochs"]["value"]
     assert plan["planned_s"] <= budget * 1.05 and plan["budget_s"] == budget
     assert plan["actual_s"] <= budget * 1.25, plan  # the issue's tolerance on a small run
     card = str(build_model_card(result.model_dir, "alice/auto-recipe"))
     assert "### Recipe" in card and "`image_size`" in card and "of a 45 s budget" in card
     if "replanned_s" in plan["measured"]:
-        assert f"re-planned to {plan['measured']['replanned_s']:.0f} s at the first fine-tuning epoch's measured pace" in card
+        assert f"re-planned to {plan['measured']['replanned_s']:.0f} s at the fine-tune's measured pace" in card
 
     # the same command into the same folder (what a resume is) follows the same plan
     from tlhub.core.factory import resolve_backbone
@@ -123,7 +130,7 @@ def test_the_first_epoch_re_plans_the_length_and_a_resume_follows_it(tmp_path):
     # the length now calls for TrivialAugment (30+ epochs) and a weight average (900+ steps: 96 x 32)
     assert paced.auto_augment == "trivialaugment" and paced.ema_decay == 0.9967 and paced.select_by == "last"
     assert plan.planned_s == 990 and plan.measured["replanned_s"] == pytest.approx(1000.0)  # the first plan stays on record
-    assert plan.summary_lines()[-1] == "planned 990 s of a 1000 s budget; re-planned to 1000 s after the first fine-tuning epoch"
+    assert plan.summary_lines()[-1] == "planned 990 s of a 1000 s budget; re-planned to 1000 s at the fine-tune's measured pace"
     assert plan.measured["first_epochs"] == {"epochs": 1, "seconds_each": 10.0, "planned_seconds_each": 34.4, "elapsed": 40.0}
     remembered = json.loads(_memo_path(cfg).read_text())
     assert remembered["decisions"]["epochs"]["value"] == 96 and remembered["decisions"]["auto_augment"]["value"] == "trivialaugment"
@@ -139,6 +146,80 @@ def test_the_first_epoch_re_plans_the_length_and_a_resume_follows_it(tmp_path):
     probe_only.decide("strategy", "feature-extraction", "no room")
     alone = replan_epochs(probe_only, cfg, data, epochs_done=1, epoch_s=5.0, elapsed_s=10.0)
     assert alone.strategy == "feature-extraction" and "epochs" not in probe_only.decisions
+
+
+def test_later_pace_checks_change_the_length_alone(tmp_path):
+    """The pace drifts within a run (epochs 1-8 at about 25 s, 9-29 at about 22 s in a 15-minute
+    run): a later check re-plans the length from the latest epochs, keeps what the first check
+    chose, says so once in the reason, and never ends the fine-tune before its decay."""
+    from types import SimpleNamespace
+
+    from tlhub.engine.recipe import RecipePlan, _decide_by_length, _memo_path, replan_epochs
+
+    data = SimpleNamespace(splits={"train": range(1000), "validation": range(100)}, modality="image")
+    cfg = TrainConfig(recipe="auto", budget="900s", output_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"))
+    plan = RecipePlan(budget_s=900, planned_s=880)
+    plan.measured.update(epoch_seconds=29.0, evaluation_seconds=60.0)
+    plan.decide("epochs", 26, "the timed step")
+    _decide_by_length(plan, 26, n_train=1000, n_val=100, batch_size=32, modality="image")
+    # the first epoch: 27 s, 110 s in -> (900 - 110 - 60) // 27 = 27 more, 28 in all (896 steps: no average yet)
+    assert replan_epochs(plan, cfg, data, epochs_done=1, epoch_s=27.0, elapsed_s=110.0).epochs == 28
+    assert "ema_decay" not in plan.decisions and "auto_augment" not in plan.decisions
+    # 10 epochs in, the latest ran at 23 s: (900 - 340 - 60) // 23 = 21 more, 31 in all
+    later = replan_epochs(plan, cfg, data, epochs_done=10, epoch_s=23.0, elapsed_s=340.0, length_only=True)
+    assert later.epochs == 31 and plan.decisions["epochs"]["value"] == 31
+    # the length alone: 31 epochs would call for TrivialAugment and a weight average at the first check
+    assert later.auto_augment is None and later.ema_decay is None and "auto_augment" not in plan.decisions
+    reason = plan.decisions["epochs"]["reason"]
+    assert reason.count("re-planned after 1 epoch(s)") == 1 and reason.endswith("checked again after 10 epochs: the latest ran at 23.0 s each, "
+                                                                                 "so of the 500 s left 21 more fit")
+    assert plan.measured["pace_checks"] == [{"epochs": 10, "seconds_each": 23.0, "elapsed": 340.0, "epochs_before": 28, "epochs_after": 31}]
+    assert plan.measured["replanned_s"] == pytest.approx(340 + 21 * 23 + 60)
+    # a second later check replaces the first one's clause in the reason, and the memo a resume follows says so
+    replan_epochs(plan, cfg, data, epochs_done=20, epoch_s=22.0, elapsed_s=570.0, length_only=True)
+    assert plan.decisions["epochs"]["value"] == 20 + 270 // 22 == 32
+    assert plan.decisions["epochs"]["reason"].count("checked again") == 1 and len(plan.measured["pace_checks"]) == 2
+    assert json.loads(_memo_path(cfg).read_text())["decisions"]["epochs"]["value"] == 32
+    # far slower than planned: at least one more epoch, for the cosine to decay over
+    slow = replan_epochs(plan, cfg, data, epochs_done=25, epoch_s=400.0, elapsed_s=800.0, length_only=True)
+    assert slow.epochs == 26 and "at least one, for the decay" in plan.decisions["epochs"]["reason"]
+
+
+def test_a_schedule_stretched_mid_decay_goes_on_from_where_it_is():
+    import torch
+
+    from tlhub.engine.trainer import WarmupCosine, warmup_cosine
+
+    factor = WarmupCosine(total_steps=100, warmup_steps=10)
+    before = [factor(s) for s in range(41)]
+    factor.stretch(at_step=10, total_steps=130)  # at the end of the warm-up: the plain cosine over the new length
+    assert factor(70) == pytest.approx(0.5) and factor(130) == 0.0 and [factor(s) for s in range(11)] == before[:11]
+    factor = WarmupCosine(total_steps=100, warmup_steps=10)
+    factor.stretch(at_step=40, total_steps=160)  # a third into the decay: no jump, then the rest over 120 steps
+    assert factor(40) == pytest.approx(before[40]) and factor(41) < factor(40)
+    assert factor(100) == pytest.approx(0.5 * (1 + math.cos(math.pi * (1 / 3 + 60 / 120 * 2 / 3))))
+    assert factor(160) == pytest.approx(0.0, abs=1e-12)
+    shorter = WarmupCosine(total_steps=100, warmup_steps=10)
+    shorter.stretch(at_step=40, total_steps=50)  # shortened: the same value at the check, zero at the new end
+    assert shorter(40) == pytest.approx(before[40]) and shorter(50) == pytest.approx(0.0, abs=1e-12) and shorter(45) < shorter(40)
+    # the anchor travels with a checkpoint (LambdaLR keeps the factor's attributes)
+    scheduler = warmup_cosine(torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0), total_steps=100, warmup_steps=10)
+    scheduler.lr_lambdas[0].stretch(at_step=40, total_steps=160)
+    resumed = warmup_cosine(torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0), total_steps=100, warmup_steps=10)
+    resumed.load_state_dict(scheduler.state_dict())
+    assert resumed.lr_lambdas[0](100) == pytest.approx(factor(100))
+
+
+def test_the_pace_is_checked_after_the_first_epoch_and_at_a_third_and_two_thirds():
+    from tlhub.engine.checkpoints import RunState
+    from tlhub.engine.strategies import Stage
+    from tlhub.engine.trainer import Loop
+
+    def due(epochs):
+        stage = Stage("fine-tune", epochs=epochs, trainable_groups="all", lr=1e-3, weight_decay=0.05, warmup_epochs=1.0)
+        return [done for done in range(1, epochs + 1) if Loop._pace_check_due(stage, RunState(stage_epoch=done))]
+
+    assert due(30) == [1, 10, 20] and due(29) == [1, 10, 19] and due(3) == [1, 2] and due(1) == []
 
 
 def test_a_lengthened_schedule_survives_a_checkpoint(tmp_path):
@@ -191,8 +272,8 @@ def test_a_re_plan_that_turns_on_augmentation_pays_for_it_from_the_second_epoch(
 
     paces = []
 
-    def pace(done, epoch_s):  # stands for replan_epochs: 40 epochs, which call for TrivialAugment
-        paces.append(epoch_s)
+    def pace(done, epoch_s, length_only):  # stands for replan_epochs: 40 epochs, which call for TrivialAugment
+        paces.append((epoch_s, length_only))
         return replace(loop.cfg, epochs=40, auto_augment="trivialaugment")
 
     loop.pace = pace
@@ -210,4 +291,4 @@ def test_a_re_plan_that_turns_on_augmentation_pays_for_it_from_the_second_epoch(
         scheduler.step()
     assert all(g["lr"] < 1e-3 * g["initial_lr"] for g in scheduler.optimizer.param_groups)
     # asked twice: with the first epoch's pace, then with the policy's cost per epoch added (5 batches)
-    assert paces[0] == 3.0 and len(paces) == 2 and paces[1] != paces[0]
+    assert paces[0] == (3.0, False) and len(paces) == 2 and paces[1][0] != 3.0 and paces[1][1] is False

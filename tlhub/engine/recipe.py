@@ -30,7 +30,10 @@ and written down with its reason (``plan.decisions``: the run record and the car
   at about 22 s: 600 s of its 887). So when the first fine-tuning epoch has run (the end of the
   learning-rate warm-up, before the cosine decay starts) its measured seconds, validation included,
   re-plan the epochs to what is left of the budget (:func:`replan_epochs`), and with them the
-  augmentation and averaging their length calls for (from the second epoch on).
+  augmentation and averaging their length calls for (from the second epoch on). The pace also
+  drifts within a run, so it is checked again at :data:`PACE_CHECKS` of the fine-tune, from the
+  epochs since the last check; those checks change the length alone, and the cosine continues
+  from where it is.
 - **which epoch is kept**: the last (a fixed cosine schedule, no early stopping) when the
   validation split is too small to choose between late epochs (:data:`SELECT_BY_VALIDATION_FROM`),
   else the best by validation loss, with early stopping.
@@ -89,6 +92,12 @@ SELECT_BY_VALIDATION_FROM = 1000
 #: 30-epoch recipe with both (960 steps) 0.8980, 100 epochs 0.9030.
 AUGMENT_FROM_EPOCHS = 30
 EMA_FROM_STEPS = 900
+#: after the first epoch's re-plan, the pace is checked again when these fractions of the fine-tune
+#: have run, from the wall time of the epochs since the last check (checkpoints included). On 2 CPU
+#: cores the pace drifts within a run: Protocol A at 224 px, --budget 15m, trained epochs 1-8 in
+#: 24-26 s each and epochs 9-29 in 20-25 s (22 s typical), so the length the first epoch set left
+#: 98 s of the budget unused (802 s of 900).
+PACE_CHECKS = (1 / 3, 2 / 3)
 #: a training epoch also loads, augments and collates: this much on top of the timed steps
 EPOCH_OVERHEAD = 1.15
 #: seconds the closed-form probe's solve takes per training example (measured on 2 CPU cores:
@@ -124,7 +133,7 @@ class RecipePlan:
     def summary_lines(self) -> list[str]:
         lines = [f"{name} {d['value']}: {d['reason']}" for name, d in self.decisions.items()]
         lines.append(f"planned {self.planned_s:.0f} s of a {self.budget_s:.0f} s budget"
-                     + (f"; re-planned to {self.measured['replanned_s']:.0f} s after the first fine-tuning epoch"
+                     + (f"; re-planned to {self.measured['replanned_s']:.0f} s at the fine-tune's measured pace"
                         if "replanned_s" in self.measured else ""))
         return lines
 
@@ -252,15 +261,19 @@ def _remember(plan: RecipePlan, memo: Path) -> None:
         pass  # a plan that cannot be remembered is re-made by a resume; nothing else depends on it
 
 
-def replan_epochs(plan: RecipePlan, cfg, data, *, epochs_done: int, epoch_s: float, elapsed_s: float):
+def replan_epochs(plan: RecipePlan, cfg, data, *, epochs_done: int, epoch_s: float, elapsed_s: float, length_only: bool = False):
     """``cfg`` (the run's configuration before the plan) with the plan's settings, the fine-tune's
-    epochs re-planned to what fits the budget at the pace of the ``epochs_done`` epochs that ran
-    (``epoch_s`` seconds each, validation included), ``elapsed_s`` into the run, and the settings
-    that follow from the length decided again; ``plan`` (and the plan a resume follows) now says so.
+    epochs re-planned to what fits the budget at the pace of the epochs that ran (``epoch_s``
+    seconds each, validation included), ``elapsed_s`` into the run; ``plan`` (and the plan a
+    resume follows) now says so.
 
-    Called once, at the end of the fine-tune's first epoch: the learning rate has warmed up and its
-    cosine decay has not started, so a new length changes no step already taken. Calling it again
-    (with a corrected ``epoch_s``) re-plans from the same first plan."""
+    Called first at the end of the fine-tune's first epoch: the learning rate has warmed up and its
+    cosine decay has not started, so a new length changes no step already taken, and the settings
+    that follow from the length are decided again. Calling it again there (with a corrected
+    ``epoch_s``) re-plans from the same first plan. Later calls (``length_only``, at
+    :data:`PACE_CHECKS`) change the length alone, never to fewer than one more epoch: the cosine
+    continues from where it is over the new length, and the augmentation and averaging the first
+    check chose stay (switching them mid-run is not what was measured)."""
     if "epochs" not in plan.decisions or epoch_s <= 0:
         return cfg.replace(**plan.overrides())
     # the plan before any re-planning (this may be called again with a corrected pace)
@@ -268,20 +281,32 @@ def replan_epochs(plan: RecipePlan, cfg, data, *, epochs_done: int, epoch_s: flo
     planned = int(first["value"])
     evaluation_s = float(plan.measured.get("evaluation_seconds", 0.0))
     left = plan.budget_s - elapsed_s - evaluation_s
-    epochs = int(min(MAX_FINETUNE_EPOCHS, max(epochs_done, epochs_done + int(max(0.0, left) // epoch_s))))
-    plan.measured["first_epochs"] = {"epochs": epochs_done, "seconds_each": round(epoch_s, 2),
-                                     "planned_seconds_each": plan.measured.get("epoch_seconds"), "elapsed": round(elapsed_s, 1)}
+    fit = epochs_done + int(max(0.0, left) // epoch_s)
+    epochs = int(min(MAX_FINETUNE_EPOCHS, max(epochs_done + 1 if length_only else epochs_done, fit)))
+    capped = "; capped" if epochs == MAX_FINETUNE_EPOCHS else ""
+    if length_only:
+        check = {"epochs": epochs_done, "seconds_each": round(epoch_s, 2), "elapsed": round(elapsed_s, 1),
+                 "epochs_before": int(plan.decisions["epochs"]["value"]), "epochs_after": epochs}
+        plan.measured.setdefault("pace_checks", []).append(check)
+        base = plan.decisions["epochs"]["reason"].split("; checked again")[0]  # the first check's reason, said once
+        reason = (f"{base}; checked again after {epochs_done} epochs: the latest ran at {epoch_s:.1f} s each, so of the "
+                  f"{max(left, 0):.0f} s left {epochs - epochs_done} more " + ("fit" if fit >= epochs else "(at least one, for the decay)")
+                  + capped)
+    else:
+        plan.measured["first_epochs"] = {"epochs": epochs_done, "seconds_each": round(epoch_s, 2),
+                                         "planned_seconds_each": plan.measured.get("epoch_seconds"), "elapsed": round(elapsed_s, 1)}
+        reason = (f"{first['reason']}; re-planned after {epochs_done} epoch(s): they ran at {epoch_s:.1f} s each (validation "
+                  f"included), so of the {max(left, 0):.0f} s the budget had left before the final evaluation ({evaluation_s:.0f} s), "
+                  f"{epochs - epochs_done} more fit" + capped + f" ({planned} planned)")
     if epochs != int(plan.decisions["epochs"]["value"]):
-        plan.decide("epochs", epochs, f"{first['reason']}; re-planned after {epochs_done} epoch(s): they ran at "
-                    f"{epoch_s:.1f} s each (validation included), so of the {max(left, 0):.0f} s the budget had left before the final "
-                    f"evaluation ({evaluation_s:.0f} s), {epochs - epochs_done} more fit"
-                    + ("; capped" if epochs == MAX_FINETUNE_EPOCHS else "") + f" ({planned} planned)")
-        resolved = cfg.replace(**plan.overrides())
-        _decide_by_length(plan, epochs, n_train=len(data.splits["train"]), n_val=len(data.splits.get("validation") or []),
-                          batch_size=resolved.batch_size, modality=data.modality)
+        plan.decide("epochs", epochs, reason)
+        if not length_only:
+            resolved = cfg.replace(**plan.overrides())
+            _decide_by_length(plan, epochs, n_train=len(data.splits["train"]), n_val=len(data.splits.get("validation") or []),
+                              batch_size=resolved.batch_size, modality=data.modality)
         # planned_s stays the plan made before training (the card's planned against actual)
         plan.measured["replanned_s"] = round(elapsed_s + (epochs - epochs_done) * epoch_s + evaluation_s, 1)
-        _remember(plan, _memo_path(cfg))
+    _remember(plan, _memo_path(cfg))
     return cfg.replace(**plan.overrides())
 
 

@@ -171,9 +171,9 @@ def train(config: TrainConfig | dict | str | os.PathLike | None = None, **overri
     groups = model.layer_groups()
     loop = Loop(cfg, accelerator, adapter, model, data)
     if recipe is not None and "epochs" in recipe.decisions:
-        # the plan's epochs came from a timed step; the fine-tune's first epoch measures the real pace
-        loop.pace = lambda done, epoch_s: replan_epochs(recipe, unplanned, data, epochs_done=done, epoch_s=epoch_s,
-                                                        elapsed_s=time.perf_counter() - started)
+        # the plan's epochs came from a timed step; the fine-tune's epochs measure the real pace
+        loop.pace = lambda done, epoch_s, length_only: replan_epochs(recipe, unplanned, data, epochs_done=done, epoch_s=epoch_s,
+                                                                     elapsed_s=time.perf_counter() - started, length_only=length_only)
     lap("model")
 
     # 4. stage 2's evidence, when asked for: how well each layer group's features alone separate
@@ -273,8 +273,8 @@ class Loop:
         self.probe_info: dict[str, Any] | None = None  # how the closed-form probe chose its regularisation (the record)
         self.layer_tables: list[int] | None = None  # the layer groups cached per split once layer_evidence ran (all of them)
         self.ema = None  # the weight average of the current stage (cfg.ema_decay)
-        # --recipe auto: (epochs done, seconds each) -> the configuration re-planned at that pace
-        self.pace: Callable[[int, float], TrainConfig] | None = None
+        # --recipe auto: (epochs done, seconds each, length only) -> the configuration re-planned at that pace
+        self.pace: Callable[[int, float, bool], TrainConfig] | None = None
         #: the frozen feature pass's precision and why (the cache key and the record carry it)
         self.feature_precision, self.feature_precision_reason = feature_precision(cfg, accelerator.mixed_precision, accelerator.device.type,
                                                                                   adapter.modality)
@@ -515,6 +515,7 @@ class Loop:
                 checkpoints.load_ema(self.ema.module)
         averaged = self.ema.module if self.ema is not None else None  # what is validated and kept
         self._announce(stage, "")
+        paced_at, paced_epoch = time.perf_counter(), state.stage_epoch  # --recipe auto: the last pace check
         while state.stage_epoch < stage.epochs:
             started = time.perf_counter()
             model.train()
@@ -525,10 +526,14 @@ class Loop:
             improved, stop = self._end_epoch(
                 stage, state, optimizer, started, train_seconds, train_loss, seen, val_loss, val_acc, patience=cfg.early_stopping_patience
             )
-            if state.stage_epoch == 1 and self.pace is not None and not stage.head_only and not stop:
+            checked = self.pace is not None and not stage.head_only and not stop and self._pace_check_due(stage, state)
+            if checked:
                 # before the checkpoint: a resume from it must find the new length in its
-                # configuration and its schedule
-                stage = self._follow_pace(stage, state, scheduler, time.perf_counter() - started)
+                # configuration and its schedule. The first epoch sets the pace alone; later
+                # checks take every epoch since the last one, their checkpoints included.
+                first = state.stage_epoch == 1
+                epoch_s = (time.perf_counter() - (started if first else paced_at)) / (1 if first else state.stage_epoch - paced_epoch)
+                stage = self._follow_pace(stage, state, scheduler, epoch_s, length_only=not first)
                 if self.cfg.auto_augment != cfg.auto_augment:
                     model.set_augmentation(self.cfg.auto_augment)
                     train_loader = self.loader("train", train=True)  # its collate applies the policy
@@ -537,36 +542,49 @@ class Loop:
                     averaged = self.ema.module if self.ema is not None else None
                 cfg = self.cfg
             checkpoints.save(model, optimizer, scheduler, state, cfg, best=improved, ema=averaged)
+            if checked:  # the next check's pace starts here
+                paced_at, paced_epoch = time.perf_counter(), state.stage_epoch
             if stop:
                 accelerator.print(f"early stop: no validation improvement for {cfg.early_stopping_patience} epochs")
                 break
 
-    def _follow_pace(self, stage: Stage, state: RunState, scheduler, epoch_s: float) -> Stage:
-        """The stage re-planned from its first epoch's measured seconds (--recipe auto); ``self.cfg``
-        becomes the re-planned configuration."""
+    @staticmethod
+    def _pace_check_due(stage: Stage, state: RunState) -> bool:
+        """--recipe auto checks the fine-tune's pace after its first epoch, then when
+        :data:`tlhub.engine.recipe.PACE_CHECKS` of it have run (never after its last epoch)."""
+        from tlhub.engine.recipe import PACE_CHECKS
+
+        done = state.stage_epoch
+        return done < stage.epochs and (done == 1 or any(done == max(2, round(f * stage.epochs)) for f in PACE_CHECKS))
+
+    def _follow_pace(self, stage: Stage, state: RunState, scheduler, epoch_s: float, *, length_only: bool = False) -> Stage:
+        """The stage re-planned from its epochs' measured seconds (--recipe auto); ``self.cfg``
+        becomes the re-planned configuration. ``length_only``: a later check, which changes the
+        number of epochs alone."""
         import dataclasses
 
         from accelerate.utils import broadcast_object_list
 
-        paced = self.pace(state.stage_epoch, epoch_s)
+        paced = self.pace(state.stage_epoch, epoch_s, length_only)
         if paced.auto_augment != self.cfg.auto_augment:
             # the epoch that set the pace ran under the other policy: add what the new one costs
             batches = math.ceil(len(self.data.splits["train"]) / self.cfg.batch_size)
             extra = batches * (self._collate_seconds(paced.auto_augment) - self._collate_seconds(self.cfg.auto_augment))
-            paced = self.pace(state.stage_epoch, epoch_s + extra)
+            paced = self.pace(state.stage_epoch, epoch_s + extra, length_only)
         # every process must run the same epochs: the main process's pace decides
         paced = broadcast_object_list([paced])[0]
         if paced == self.cfg:
             return stage
         changed = ", ".join(f"{k} {getattr(paced, k)}" for k in ("epochs", "auto_augment", "ema_decay", "early_stopping_patience")
                             if getattr(paced, k) != getattr(self.cfg, k))
-        self.accelerator.print(f"recipe    epoch {state.stage_epoch} took {epoch_s:.1f} s: re-planned to the budget: {changed}")
+        pace = f"epoch 1 took {epoch_s:.1f} s" if not length_only else f"{state.stage_epoch} epochs in, the latest took {epoch_s:.1f} s each"
+        self.accelerator.print(f"recipe    {pace}: re-planned to the budget: {changed}")
         # Accelerate's wrapper holds the LambdaLR; its param groups may share one factor object,
-        # so the new length is computed once and assigned (never scaled in place per group)
-        factors = getattr(scheduler, "scheduler", scheduler).lr_lambdas
-        total_steps = factors[0].total_steps // stage.epochs * paced.epochs
+        # so the new length is computed once and set once per object (never scaled in place)
+        factors = {id(f): f for f in getattr(scheduler, "scheduler", scheduler).lr_lambdas}.values()
+        per_epoch = next(iter(factors)).total_steps // stage.epochs
         for factor in factors:
-            factor.total_steps = total_steps
+            factor.stretch(at_step=per_epoch * state.stage_epoch, total_steps=per_epoch * paced.epochs)
         self.cfg = paced
         state.stage_done = state.stage_epoch >= paced.epochs
         return dataclasses.replace(stage, epochs=paced.epochs)
@@ -766,16 +784,30 @@ class WarmupCosine:
     """Linear warm-up, then cosine decay to zero, per optimizer step: LambdaLR's factor.
 
     An object rather than a closure: LambdaLR's state_dict keeps an object's attributes, so a
-    checkpoint carries ``total_steps`` when --recipe auto re-plans the length mid-run."""
+    checkpoint carries ``total_steps`` (and the anchor) when --recipe auto re-plans the length
+    mid-run (:meth:`stretch`)."""
 
     def __init__(self, total_steps: int, warmup_steps: int):
         self.total_steps, self.warmup_steps = int(total_steps), int(warmup_steps)
+        # the decay runs from (anchor_step, anchor_progress) to total_steps; a re-plan mid-decay
+        # moves the anchor to where it happens, so the learning rate goes on from its value there
+        self.anchor_step, self.anchor_progress = self.warmup_steps, 0.0
+
+    def progress(self, step: int) -> float:
+        """How much of the cosine decay is done at ``step`` (0 to 1)."""
+        span = max(1, self.total_steps - self.anchor_step)
+        return min(1.0, self.anchor_progress + (step - self.anchor_step) / span * (1.0 - self.anchor_progress))
 
     def __call__(self, step: int) -> float:
         if step < self.warmup_steps:
             return (step + 1) / (self.warmup_steps + 1)
-        progress = (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        return 0.5 * (1.0 + math.cos(math.pi * self.progress(step)))
+
+    def stretch(self, at_step: int, total_steps: int) -> None:
+        """Decay over a new length from ``at_step`` on, continuing from the factor at ``at_step``."""
+        if at_step > self.anchor_step:
+            self.anchor_progress, self.anchor_step = self.progress(at_step), int(at_step)
+        self.total_steps = int(total_steps)
 
 
 def warmup_cosine(optimizer, total_steps: int, warmup_steps: int):

@@ -689,7 +689,7 @@ def card_values(saved: SavedModel, repo_id: str, *, space_id: str | None = None,
         timing = f"planned {rec.get('planned_s', 0):.0f} s of a {rec.get('budget_s', 0):.0f} s budget"
         replanned = (rec.get("measured") or {}).get("replanned_s")
         if replanned is not None:
-            timing += f", re-planned to {replanned:.0f} s at the first fine-tuning epoch's measured pace"
+            timing += f", re-planned to {replanned:.0f} s at the fine-tune's measured pace"
         if rec.get("actual_s") is not None:
             timing += f"; training and evaluation took {rec['actual_s']:.0f} s"
         recipe = {"table": _table(["setting", "value", "why"], rows), "timing": timing}

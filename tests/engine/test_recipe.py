@@ -215,11 +215,28 @@ def test_the_pace_is_checked_after_the_first_epoch_and_at_a_third_and_two_thirds
     from tlhub.engine.strategies import Stage
     from tlhub.engine.trainer import Loop
 
-    def due(epochs):
-        stage = Stage("fine-tune", epochs=epochs, trainable_groups="all", lr=1e-3, weight_decay=0.05, warmup_epochs=1.0)
-        return [done for done in range(1, epochs + 1) if Loop._pace_check_due(stage, RunState(stage_epoch=done))]
+    def stage(epochs):
+        return Stage("fine-tune", epochs=epochs, trainable_groups="all", lr=1e-3, weight_decay=0.05, warmup_epochs=1.0)
+
+    def due(epochs, lengths=None):
+        """The epochs after which the pace is checked when the checks set these lengths in turn."""
+        lengths, taken, checked, done = list(lengths or []), 0, [], 0
+        while done < epochs:
+            done += 1
+            if Loop._pace_check_due(stage(epochs), RunState(stage_epoch=done), taken):
+                checked.append(done)
+                taken += done > 1
+                epochs = lengths.pop(0) if lengths else epochs
+        return checked
 
     assert due(30) == [1, 10, 20] and due(29) == [1, 10, 19] and due(3) == [1, 2] and due(1) == []
+    # checks that move the length move the points, yet each is taken once (the digits run of
+    # --budget 5m: 48 epochs, then 45 after epoch 16, 51 after epoch 30 would have checked at 34 too)
+    assert due(48, [48, 45, 51]) == [1, 16, 30]
+    assert due(30, [30, 12]) == [1, 10, 11]  # shortened past its two-thirds point: checked once more, at the next epoch
+    # a resume counts the checks it passed as taken
+    assert Loop._pace_checks_passed(stage(30), RunState(stage_epoch=15)) == 1
+    assert Loop._pace_checks_passed(stage(30), RunState(stage_epoch=0)) == 0
 
 
 def test_a_lengthened_schedule_survives_a_checkpoint(tmp_path):

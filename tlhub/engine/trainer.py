@@ -515,7 +515,10 @@ class Loop:
                 checkpoints.load_ema(self.ema.module)
         averaged = self.ema.module if self.ema is not None else None  # what is validated and kept
         self._announce(stage, "")
-        paced_at, paced_epoch = time.perf_counter(), state.stage_epoch  # --recipe auto: the last pace check
+        # --recipe auto: where the last pace check was, and how many of the later ones were taken
+        # (a resume counts those it passed as taken)
+        paced_at, paced_epoch = time.perf_counter(), state.stage_epoch
+        next_check = self._pace_checks_passed(stage, state)
         while state.stage_epoch < stage.epochs:
             started = time.perf_counter()
             model.train()
@@ -526,7 +529,7 @@ class Loop:
             improved, stop = self._end_epoch(
                 stage, state, optimizer, started, train_seconds, train_loss, seen, val_loss, val_acc, patience=cfg.early_stopping_patience
             )
-            checked = self.pace is not None and not stage.head_only and not stop and self._pace_check_due(stage, state)
+            checked = self.pace is not None and not stage.head_only and not stop and self._pace_check_due(stage, state, next_check)
             if checked:
                 # before the checkpoint: a resume from it must find the new length in its
                 # configuration and its schedule. The first epoch sets the pace alone; later
@@ -543,19 +546,32 @@ class Loop:
                 cfg = self.cfg
             checkpoints.save(model, optimizer, scheduler, state, cfg, best=improved, ema=averaged)
             if checked:  # the next check's pace starts here
+                next_check += state.stage_epoch > 1  # the first epoch's check is none of the later ones
                 paced_at, paced_epoch = time.perf_counter(), state.stage_epoch
             if stop:
                 accelerator.print(f"early stop: no validation improvement for {cfg.early_stopping_patience} epochs")
                 break
 
     @staticmethod
-    def _pace_check_due(stage: Stage, state: RunState) -> bool:
-        """--recipe auto checks the fine-tune's pace after its first epoch, then when
-        :data:`tlhub.engine.recipe.PACE_CHECKS` of it have run (never after its last epoch)."""
+    def _pace_check_points(stage: Stage) -> list[int]:
+        """The epochs after which --recipe auto checks the fine-tune's pace again: when
+        :data:`tlhub.engine.recipe.PACE_CHECKS` of it have run."""
         from tlhub.engine.recipe import PACE_CHECKS
 
-        done = state.stage_epoch
-        return done < stage.epochs and (done == 1 or any(done == max(2, round(f * stage.epochs)) for f in PACE_CHECKS))
+        return [max(2, round(f * stage.epochs)) for f in PACE_CHECKS]
+
+    @classmethod
+    def _pace_checks_passed(cls, stage: Stage, state: RunState) -> int:
+        """How many of the later pace checks lie at or before the epochs done."""
+        return sum(point <= state.stage_epoch for point in cls._pace_check_points(stage))
+
+    @classmethod
+    def _pace_check_due(cls, stage: Stage, state: RunState, next_check: int) -> bool:
+        """After the fine-tune's first epoch, and once for each later check point reached (a check
+        that moves the length moves the points: each is still taken once); never after the last
+        epoch. ``next_check``: the later checks taken so far."""
+        done, points = state.stage_epoch, cls._pace_check_points(stage)
+        return done < stage.epochs and (done == 1 or (next_check < len(points) and done >= points[next_check]))
 
     def _follow_pace(self, stage: Stage, state: RunState, scheduler, epoch_s: float, *, length_only: bool = False) -> Stage:
         """The stage re-planned from its epochs' measured seconds (--recipe auto); ``self.cfg``

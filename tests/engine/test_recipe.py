@@ -74,6 +74,17 @@ def test_auto_recipe_plans_from_the_data_and_keeps_to_its_budget(tmp_path, offli
     again, plan2 = plan_recipe(cfg, adapter, model, data, elapsed_s=0.0, say=said.append)
     assert plan2.decisions == decisions and "followed again" in said[0]
     assert again.image_size == chosen
+    # ...only while there are checkpoints to resume: the folder deleted (or --no-resume), the plan is made anew
+    from tlhub.engine.recipe import _resumable
+
+    assert _resumable(cfg) and not _resumable(cfg.replace(resume=False))
+    import shutil
+
+    shutil.rmtree(tmp_path / "run")
+    assert not _resumable(cfg)
+    said.clear()
+    plan_recipe(cfg, adapter, model, data, elapsed_s=0.0, say=said.append)
+    assert not any("followed again" in line for line in said) and any(line.startswith("recipe    planned") for line in said)
 
 
 def test_a_size_whose_fixed_costs_overrun_the_budget_gives_way_to_one_that_leaves_fine_tuning():
@@ -107,20 +118,29 @@ def test_a_size_whose_fixed_costs_overrun_the_budget_gives_way_to_one_that_leave
     assert far.decisions["image_size"]["reason"] == "the probe's best"
 
 
+def _timed_plan(tmp_path, *, budget_s, planned_s, epoch_seconds, evaluation_seconds, epochs):
+    """(data, cfg, plan): a plan of ``epochs`` on 1,000 training images (100 validation) from a timed
+    step, as plan_recipe leaves it."""
+    from types import SimpleNamespace
+
+    from tlhub.engine.recipe import RecipePlan, _decide_by_length
+
+    data = SimpleNamespace(splits={"train": range(1000), "validation": range(100)}, modality="image")
+    cfg = TrainConfig(recipe="auto", budget=f"{budget_s}s", output_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"))
+    plan = RecipePlan(budget_s=budget_s, planned_s=planned_s)
+    plan.measured.update(epoch_seconds=epoch_seconds, evaluation_seconds=evaluation_seconds)
+    plan.decide("epochs", epochs, "the timed step")
+    _decide_by_length(plan, epochs, n_train=1000, n_val=100, batch_size=32, modality="image")
+    return data, cfg, plan
+
+
 def test_the_first_epoch_re_plans_the_length_and_a_resume_follows_it(tmp_path):
     """A 15-minute plan on Protocol A timed 34.4 s epochs that ran in about 22 s: the first epoch's
     measured pace re-plans what is left, with the settings that follow from the new length, and the
     plan a resume follows says so."""
-    from types import SimpleNamespace
+    from tlhub.engine.recipe import RecipePlan, _memo_path, replan_epochs
 
-    from tlhub.engine.recipe import RecipePlan, _decide_by_length, _memo_path, replan_epochs
-
-    data = SimpleNamespace(splits={"train": range(1000), "validation": range(100)}, modality="image")
-    cfg = TrainConfig(recipe="auto", budget="1000s", output_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"))
-    plan = RecipePlan(budget_s=1000, planned_s=990)
-    plan.measured.update(epoch_seconds=34.4, evaluation_seconds=10.0)
-    plan.decide("epochs", 22, "the timed step")
-    _decide_by_length(plan, 22, n_train=1000, n_val=100, batch_size=32, modality="image")
+    data, cfg, plan = _timed_plan(tmp_path, budget_s=1000, planned_s=990, epoch_seconds=34.4, evaluation_seconds=10.0, epochs=22)
     assert "auto_augment" not in plan.decisions and "ema_decay" not in plan.decisions  # 22 epochs, 704 steps
     # 40 s in, the first epoch took 10 s: (1000 - 40 - 10) // 10 = 95 more, so 96 in all
     paced = replan_epochs(plan, cfg, data, epochs_done=1, epoch_s=10.0, elapsed_s=40.0)
@@ -152,16 +172,9 @@ def test_later_pace_checks_change_the_length_alone(tmp_path):
     """The pace drifts within a run (epochs 1-8 at about 25 s, 9-29 at about 22 s in a 15-minute
     run): a later check re-plans the length from the latest epochs, keeps what the first check
     chose, says so once in the reason, and never ends the fine-tune before its decay."""
-    from types import SimpleNamespace
+    from tlhub.engine.recipe import _memo_path, replan_epochs
 
-    from tlhub.engine.recipe import RecipePlan, _decide_by_length, _memo_path, replan_epochs
-
-    data = SimpleNamespace(splits={"train": range(1000), "validation": range(100)}, modality="image")
-    cfg = TrainConfig(recipe="auto", budget="900s", output_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"))
-    plan = RecipePlan(budget_s=900, planned_s=880)
-    plan.measured.update(epoch_seconds=29.0, evaluation_seconds=60.0)
-    plan.decide("epochs", 26, "the timed step")
-    _decide_by_length(plan, 26, n_train=1000, n_val=100, batch_size=32, modality="image")
+    data, cfg, plan = _timed_plan(tmp_path, budget_s=900, planned_s=880, epoch_seconds=29.0, evaluation_seconds=60.0, epochs=26)
     # the first epoch: 27 s, 110 s in -> (900 - 110 - 60) // 27 = 27 more, 28 in all (896 steps: no average yet)
     assert replan_epochs(plan, cfg, data, epochs_done=1, epoch_s=27.0, elapsed_s=110.0).epochs == 28
     assert "ema_decay" not in plan.decisions and "auto_augment" not in plan.decisions

@@ -42,9 +42,10 @@ and written down with its reason (``plan.decisions``: the run record and the car
   fine-tune; from :data:`EMA_FROM_STEPS` optimizer steps on, an exponential moving average of the
   weights over about the last tenth of the steps. Early stopping's patience grows with the epochs.
 
-A re-run of the same command into the same output folder (a resume) follows the plan it made the
-first time (remembered under the feature cache's folder): re-measuring would give other epochs,
-and the checkpoints would no longer match.
+A re-run of the same command into the same output folder that resumes its checkpoints follows the
+plan it made the first time (remembered under the feature cache's folder): re-measuring would give
+other epochs, and the checkpoints would no longer match. Without checkpoints to resume (the folder
+deleted, or --no-resume) the plan is made anew.
 """
 
 from __future__ import annotations
@@ -160,13 +161,23 @@ def _memo_path(cfg) -> Path:
     return root.parent / "recipes" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
 
 
+def _resumable(cfg) -> bool:
+    """Whether this run will resume checkpoints in its output folder: the plan they were made by is
+    followed then, and only then (a folder deleted since, or --no-resume, starts a new plan)."""
+    from tlhub.engine.checkpoints import STAGING_DIR
+
+    out = Path(cfg.output_dir)
+    folders = (out / "checkpoints", out / STAGING_DIR / "checkpoints")
+    return bool(cfg.resume) and any(folder.is_dir() and any(folder.iterdir()) for folder in folders)
+
+
 def plan_recipe(cfg, adapter, model, data, *, elapsed_s: float, say=print):
     """``(cfg with the plan's settings, RecipePlan)``; ``model`` is set to the chosen input size."""
     from tlhub.engine.config import parse_budget
 
     budget = parse_budget(cfg.budget) if cfg.budget is not None else DEFAULT_BUDGET_S
     memo = _memo_path(cfg)
-    if memo.is_file():
+    if memo.is_file() and _resumable(cfg):
         try:
             plan = RecipePlan.from_dict(json.loads(memo.read_text(encoding="utf-8")))
             say(f"recipe    the plan this command made for {cfg.output_dir} before ({memo.name}): followed again")

@@ -82,6 +82,8 @@ def test_auto_recipe_plans_from_the_data_and_keeps_to_its_budget(tmp_path, offli
 
     shutil.rmtree(tmp_path / "run")
     assert not _resumable(cfg)
+    (tmp_path / "run" / "checkpoints" / "epoch-0001").mkdir(parents=True)  # a checkpoint never linked in: nothing to resume
+    assert not _resumable(cfg)
     said.clear()
     plan_recipe(cfg, adapter, model, data, elapsed_s=0.0, say=said.append)
     assert not any("followed again" in line for line in said) and any(line.startswith("recipe    planned") for line in said)

@@ -164,11 +164,12 @@ def _memo_path(cfg) -> Path:
 def _resumable(cfg) -> bool:
     """Whether this run will resume checkpoints in its output folder: the plan they were made by is
     followed then, and only then (a folder deleted since, or --no-resume, starts a new plan)."""
-    from tlhub.engine.checkpoints import STAGING_DIR
+    from tlhub.engine.checkpoints import STAGING_DIR, Checkpoints
 
     out = Path(cfg.output_dir)
+    # what RunFolder.open resumes from: the latest checkpoint of the folder, or of a run written aside
     folders = (out / "checkpoints", out / STAGING_DIR / "checkpoints")
-    return bool(cfg.resume) and any(folder.is_dir() and any(folder.iterdir()) for folder in folders)
+    return bool(cfg.resume) and any(Checkpoints(folder, accelerator=None).latest() is not None for folder in folders)
 
 
 def plan_recipe(cfg, adapter, model, data, *, elapsed_s: float, say=print):

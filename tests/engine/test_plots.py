@@ -71,6 +71,15 @@ def test_training_curves_across_stages(tmp_path, history):
     assert h > w * 0.8  # stacked panels
 
 
+def test_training_curves_show_gradient_norms_when_logged(tmp_path, history):
+    # fine-tuning epochs log their largest gradient norm: one more panel, and a spike stays visible
+    _, plain = _check_png(plot_training_curves(history, tmp_path / "plain.png"), 800, 800, coloured=0.003)
+    rows = [dict(r, grad_norm_max=(None if r["stage"] == "linear-probe" else 3.0 + (200.0 if i == 5 else 0.0)),
+                 grad_norm_median=(None if r["stage"] == "linear-probe" else 1.5)) for i, r in enumerate(history)]
+    _, with_norms = _check_png(plot_training_curves(rows, tmp_path / "norms.png"), 800, 800, coloured=0.003)
+    assert with_norms > plain
+
+
 def test_training_curves_partial_histories(tmp_path, history):
     # one epoch only
     _check_png(plot_training_curves(history[:1], tmp_path / "one.png"), 600, 400, coloured=0.0005)

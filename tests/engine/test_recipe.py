@@ -200,6 +200,24 @@ def test_later_pace_checks_change_the_length_alone(tmp_path):
     assert slow.epochs == 26 and "at least one, for the decay" in plan.decisions["epochs"]["reason"]
 
 
+def test_the_re_planned_time_follows_the_latest_pace_even_when_the_epochs_stay(tmp_path):
+    """The first check asks again with the augmentation's cost added; an answer of the same epochs
+    must still say the time that pace gives, not the first ask's."""
+    from tlhub.engine.recipe import replan_epochs
+
+    data, cfg, plan = _timed_plan(tmp_path, budget_s=900, planned_s=880, epoch_seconds=29.0, evaluation_seconds=60.0, epochs=26)
+    # 110 s in at 27 s an epoch: (900 - 110 - 60) // 27 = 27 more, 28 in all
+    assert replan_epochs(plan, cfg, data, epochs_done=1, epoch_s=27.0, elapsed_s=110.0).epochs == 28
+    assert plan.measured["replanned_s"] == pytest.approx(110 + 27 * 27 + 60)
+    # asked again at 26.5 s: still 27 more, but they end sooner
+    assert replan_epochs(plan, cfg, data, epochs_done=1, epoch_s=26.5, elapsed_s=110.0).epochs == 28
+    assert plan.measured["replanned_s"] == pytest.approx(110 + 27 * 26.5 + 60)
+    # a plan the pace never moved has no re-planned time to report
+    data, cfg, kept = _timed_plan(tmp_path / "kept", budget_s=900, planned_s=880, epoch_seconds=29.0, evaluation_seconds=60.0, epochs=26)
+    replan_epochs(kept, cfg, data, epochs_done=1, epoch_s=29.0, elapsed_s=110.0)
+    assert kept.decisions["epochs"]["value"] == 26 and "replanned_s" not in kept.measured
+
+
 def test_a_schedule_stretched_mid_decay_goes_on_from_where_it_is():
     import torch
 

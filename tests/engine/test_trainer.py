@@ -241,6 +241,27 @@ def test_weight_average_is_what_is_validated_and_saved(tmp_path, offline_assets,
         torch.testing.assert_close(saved[key], ema["model." + key])
 
 
+def test_gradient_norms_are_logged_and_clip_grad_clips(tmp_path, offline_assets, cache_dir):
+    # every fine-tuning epoch logs its largest gradient norm; clip_grad scales larger ones down
+    cfg = dict(TINY, strategy="fine-tune", epochs=2, warmup_epochs=0.0, select_by="last", cache_dir=cache_dir)
+    free = tlhub.train(**cfg, output_dir=str(tmp_path / "free"))
+    norms = [row["grad_norm_max"] for row in free.history]
+    assert all(0 < row["grad_norm_median"] <= row["grad_norm_max"] for row in free.history)
+    assert all("clipped_fraction" not in row for row in free.history)
+    limit = min(norms) / 10  # below every step's norm: each step is clipped
+    clipped = tlhub.train(**cfg, clip_grad=limit, output_dir=str(tmp_path / "clipped"))
+    assert [row["clipped_fraction"] for row in clipped.history] == [1.0, 1.0]
+    # the first step saw the same gradient (same seed, data and weights) before it was clipped
+    assert clipped.history[0]["grad_norm_max"] >= limit
+    a, b = load_file(free.model_dir / "model.safetensors"), load_file(clipped.model_dir / "model.safetensors")
+    assert any(not torch.equal(a[k], b[k]) for k in a if a[k].is_floating_point())
+    assert json.loads((clipped.model_dir / "tlhub.json").read_text())["config"]["clip_grad"] == limit
+    from tlhub.publishing.card import build_model_card
+
+    assert "| gradient clipping (max norm) |" in str(build_model_card(clipped.model_dir, "alice/clipped"))
+    assert "gradient clipping" not in str(build_model_card(free.model_dir, "alice/free"))
+
+
 def test_probe_on_cached_features_keeps_its_best_epoch(tmp_path, offline_assets, cache_dir):
     # the cached stage is checkpointed once, at its end; its best head is kept in memory meanwhile
     result = tlhub.train(**dict(TINY, probe_epochs=8, probe_lr=0.05, probe_solver="adamw"), strategy="feature-extraction",

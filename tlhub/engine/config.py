@@ -67,6 +67,7 @@ class TrainConfig:
     weight_decay: float = 0.05
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.1
+    clip_grad: float | None = None  # fine-tuning: clip the gradient's global L2 norm to this before each step (timm's --clip-grad); every epoch logs its largest norm either way
     class_weights: str = "auto"  # loss weights per class: auto (balanced when the largest training class is over 3x the smallest), balanced, none
     unfreeze: str = "all"  # layer groups to unfreeze when fine-tuning: "all", a number (last N), or auto (from the per-layer probe scores)
     feature_layers: str = "last"  # layer groups the probe's head reads: last, all, or indices such as "3,5,7" (see tlhub describe)
@@ -180,6 +181,8 @@ class TrainConfig:
             bad("auto_augment", f"unknown policy {self.auto_augment!r}", "use 'trivialaugment', a timm policy such as 'rand-m9-mstd0.5' or 'augmix', or none")
         if not 0 <= self.random_erasing <= 1:
             bad("random_erasing", "is a probability, in [0, 1]", "use 0 to disable, 0.25 typically")
+        if self.clip_grad is not None and not self.clip_grad > 0:
+            bad("clip_grad", "must be positive", "use e.g. 1.0, or leave it unset (none) not to clip")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             bad("ema_decay", "must be in (0, 1)", "use e.g. 0.998 (about the last 500 steps), or none to disable")
         if self.image_size is not None and self.image_size < 8:

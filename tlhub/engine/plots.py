@@ -174,7 +174,7 @@ def _stage_spans(stages: list[str], x: np.ndarray) -> list[tuple[str, float, flo
 
 
 def plot_training_curves(history: Sequence[dict], path: str | os.PathLike, *, title: str | None = None) -> Path:
-    """Draw losses, accuracy (and learning rate) per epoch to a PNG.
+    """Draw losses, accuracy (and learning rate, and the largest gradient norm) per epoch to a PNG.
 
     ``history`` rows look like ``{"stage": "linear-probe", "epoch": 1, "train_loss": ..,
     "val_loss": .., "val_accuracy": .., "lr": ..}``, one per epoch in training order. All stages
@@ -198,13 +198,16 @@ def plot_training_curves(history: Sequence[dict], path: str | os.PathLike, *, ti
     train_acc, val_acc = _series(rows, "train_accuracy"), _series(rows, "val_accuracy")
     val_f1 = _series(rows, "val_f1_macro")
     lr = _series(rows, "lr")
+    grad_norm, grad_median = _series(rows, "grad_norm_max"), _series(rows, "grad_norm_median")
 
     panels = ["loss"]
     if _has(train_acc) or _has(val_acc) or _has(val_f1):
         panels.append("accuracy")
     if _has(lr):
         panels.append("lr")
-    ratios = {"loss": 3.0, "accuracy": 3.0, "lr": 1.4}
+    if _has(grad_norm):  # fine-tuning epochs: a step that blew the weights up stands out here
+        panels.append("grad")
+    ratios = {"loss": 3.0, "accuracy": 3.0, "lr": 1.4, "grad": 1.4}
     height = 1.2 + sum(1.1 * ratios[p] for p in panels)
     fig = _new_figure(9.0, height)
     grid = fig.add_gridspec(len(panels), 1, height_ratios=[ratios[p] for p in panels], hspace=0.12)
@@ -266,6 +269,18 @@ def plot_training_curves(history: Sequence[dict], path: str | os.PathLike, *, ti
             ax.set_yscale("log")
         ax.set_ylabel("learning rate")
         ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3)) if ax.get_yscale() == "linear" else None
+
+    if "grad" in axes:
+        ax = axes["grad"]
+        ax.plot(x, grad_norm, color="#8c564b", marker=".", markersize=5, linewidth=1.4, zorder=3, label="largest step")
+        if _has(grad_median):
+            ax.plot(x, grad_median, color="#8c564b", marker=".", markersize=4, linewidth=1.0, linestyle="--", zorder=3, label="median step")
+            ax.legend(loc="best", fontsize=8, framealpha=0.9)
+        both = np.concatenate([grad_norm, grad_median])
+        positive = both[np.isfinite(both) & (both > 0)]
+        if positive.size and positive.max() / positive.min() > 20:
+            ax.set_yscale("log")
+        ax.set_ylabel("gradient norm")
 
     # legends: curves + the best-epoch marker
     from matplotlib.lines import Line2D

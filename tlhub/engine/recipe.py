@@ -266,9 +266,13 @@ def _decide_by_length(plan: RecipePlan, epochs: int, *, n_train: int, n_val: int
 
 
 def _remember(plan: RecipePlan, memo: Path) -> None:
+    from tlhub.fileio import write_json_atomic
+
     try:
         memo.parent.mkdir(parents=True, exist_ok=True)
-        memo.write_text(json.dumps(plan.to_dict(), indent=2), encoding="utf-8")
+        # atomically: every process of a multi-process run writes the same plan here, and a resume
+        # must never read half of one
+        write_json_atomic(memo, plan.to_dict())
     except OSError:
         pass  # a plan that cannot be remembered is re-made by a resume; nothing else depends on it
 
@@ -310,13 +314,16 @@ def replan_epochs(plan: RecipePlan, cfg, data, *, epochs_done: int, epoch_s: flo
         reason = (f"{first['reason']}; re-planned after {epochs_done} epoch(s): they ran at {epoch_s:.1f} s each (validation "
                   f"included), so of the {max(left, 0):.0f} s the budget had left before the final evaluation ({evaluation_s:.0f} s), "
                   f"{epochs - epochs_done} more fit" + capped + f" ({planned} planned)")
-    if epochs != int(plan.decisions["epochs"]["value"]):
+    changed = epochs != int(plan.decisions["epochs"]["value"])
+    if changed:
         plan.decide("epochs", epochs, reason)
         if not length_only:
             resolved = cfg.replace(**plan.overrides())
             _decide_by_length(plan, epochs, n_train=len(data.splits["train"]), n_val=len(data.splits.get("validation") or []),
                               batch_size=resolved.batch_size, modality=data.modality)
-        # planned_s stays the plan made before training (the card's planned against actual)
+    if changed or "replanned_s" in plan.measured:
+        # planned_s stays the plan made before training (the card's planned against actual); the
+        # re-planned time follows the latest pace even when it kept the epochs (a corrected ask)
         plan.measured["replanned_s"] = round(elapsed_s + (epochs - epochs_done) * epoch_s + evaluation_s, 1)
     _remember(plan, _memo_path(cfg))
     return cfg.replace(**plan.overrides())

@@ -460,7 +460,7 @@ class Loop:
         by_cv = len(val_y) < CV_BELOW_VALIDATION
         self._announce(stage, ", on cached features (logistic regression, C chosen by "
                               + (f"cross-validation of train: validation has {len(val_y):,} < {CV_BELOW_VALIDATION:,} examples" if by_cv else "validation")
-                              + (", balanced class weights)" if self.class_weight_by_index else ")"))
+                              + (", balanced class weights)" if self.class_weight_by_index else ")"), solved=True)
         layer_head = model.layer_head
         # ``originals``: the flipped copies follow the first ``originals`` rows of train_x, and
         # cross-validation reads the originals alone (an image and its mirror in different folds would leak)
@@ -523,11 +523,12 @@ class Loop:
             started = time.perf_counter()
             model.train()
             train_loader.set_epoch(state.global_epoch)
-            train_loss, seen = self._epoch(net, train_loader, optimizer, scheduler, stage, state)
+            train_loss, seen, grad_norm = self._epoch(net, train_loader, optimizer, scheduler, stage, state)
             train_seconds = time.perf_counter() - started
             val_loss, val_acc = self._validate(val_loader, averaged if averaged is not None else model)
             improved, stop = self._end_epoch(
-                stage, state, optimizer, started, train_seconds, train_loss, seen, val_loss, val_acc, patience=cfg.early_stopping_patience
+                stage, state, optimizer, started, train_seconds, train_loss, seen, val_loss, val_acc, patience=cfg.early_stopping_patience,
+                grad_norm=grad_norm,
             )
             checked = self.pace is not None and not stage.head_only and not stop and self._pace_check_due(stage, state, next_check)
             if checked:
@@ -637,13 +638,16 @@ class Loop:
         optimizer = torch.optim.AdamW(param_groups(self.model, stage), lr=stage.lr)
         return optimizer, warmup_cosine(optimizer, steps_per_epoch * stage.epochs, int(steps_per_epoch * stage.warmup_epochs))
 
-    def _announce(self, stage: Stage, where: str) -> None:
+    def _announce(self, stage: Stage, where: str, *, solved: bool = False) -> None:
+        """The stage's header; ``solved``: a closed-form solve, which runs no epochs."""
         summary = self.model.trainable_summary()
+        length = "solved to convergence" if solved else f"{stage.epochs} epochs"
         self.accelerator.print(
-            f"\n== {stage.name}: {stage.epochs} epochs, {summary['trainable']:,} of {summary['parameters']:,} parameters trainable{where}"
+            f"\n== {stage.name}: {length}, {summary['trainable']:,} of {summary['parameters']:,} parameters trainable{where}"
         )
 
-    def _end_epoch(self, stage, state: RunState, optimizer, started, train_seconds, train_loss, seen, val_loss, val_acc, *, patience) -> tuple[bool, bool]:
+    def _end_epoch(self, stage, state: RunState, optimizer, started, train_seconds, train_loss, seen, val_loss, val_acc, *, patience,
+                   grad_norm: dict[str, float] | None = None) -> tuple[bool, bool]:
         """Log the epoch, decide whether it is the best so far and whether to stop early."""
         cfg = self.cfg
         state.stage_epoch += 1
@@ -659,6 +663,7 @@ class Loop:
             "seconds": time.perf_counter() - started,
             "train_seconds": train_seconds,
             "samples_per_second": seen / train_seconds,
+            **(grad_norm or {}),
         }
         state.history.append(row)
         score = val_acc if cfg.select_by == "val_accuracy" else -val_loss
@@ -683,11 +688,17 @@ class Loop:
         )
         return improved, stop
 
-    def _epoch(self, net, loader, optimizer, scheduler, stage: Stage, state: RunState) -> tuple[float, int]:
+    def _epoch(self, net, loader, optimizer, scheduler, stage: Stage, state: RunState) -> tuple[float, int, dict[str, float]]:
+        """(mean training loss, examples seen, the gradient norms: the epoch's largest and median,
+        and the fraction of its steps cfg.clip_grad clipped) over one pass of ``loader``."""
         from tqdm.auto import tqdm
 
         accelerator = self.accelerator
         total, count = torch.zeros((), device=accelerator.device), 0
+        # the largest gradient norm of the epoch is logged whether or not it is clipped: a step
+        # that blows the fine-tune up shows there (clipping at infinity measures and changes nothing)
+        limit = self.cfg.clip_grad or math.inf
+        norms: list[torch.Tensor] = []
         bar = tqdm(
             loader,
             desc=f"{stage.name} epoch {state.stage_epoch + 1}/{stage.epochs}",
@@ -702,6 +713,11 @@ class Loop:
             with accelerator.accumulate(net):
                 loss = self.criterion(net(batch), batch["labels"])
                 accelerator.backward(loss)
+                if accelerator.sync_gradients:  # the window's last micro-batch: its gradients are complete
+                    norm = accelerator.clip_grad_norm_(net.parameters(), limit)
+                    if norm is not None:  # DeepSpeed clips by its own config and may not say
+                        # an fp16 overflow step (skipped by the scaler) has no norm worth logging
+                        norms.append(torch.nan_to_num(norm.detach().float(), nan=0.0, posinf=0.0))
                 optimizer.step()
                 if accelerator.sync_gradients:  # an optimizer step happened: one scheduler step
                     scheduler.step()
@@ -715,7 +731,13 @@ class Loop:
         # mean over every sample of every process
         total = accelerator.reduce(total, reduction="sum")
         count_all = int(accelerator.reduce(torch.tensor(count, device=accelerator.device), reduction="sum"))
-        return float(total) / max(count_all, 1), count_all
+        logged: dict[str, float] = {}
+        if norms:  # this process's steps (gradients are synced, so every process saw the same norms)
+            norm = torch.stack(norms).cpu()
+            logged = {"grad_norm_max": float(norm.max()), "grad_norm_median": float(norm.median())}
+            if self.cfg.clip_grad:
+                logged["clipped_fraction"] = float((norm > limit).float().mean())
+        return float(total) / max(count_all, 1), count_all, logged
 
     def _validate(self, loader, model) -> tuple[float, float]:
         from tlhub.engine.evaluation import evaluate_model

@@ -163,6 +163,13 @@ def _has(values: np.ndarray) -> bool:
     return bool(np.isfinite(values).any())
 
 
+def _log_scale_if_wide(ax: Any, values: np.ndarray) -> None:
+    """A log y axis when the positive values span more than a factor of 20."""
+    positive = values[np.isfinite(values) & (values > 0)]
+    if positive.size and positive.max() / positive.min() > 20:
+        ax.set_yscale("log")
+
+
 def _stage_spans(stages: list[str], x: np.ndarray) -> list[tuple[str, float, float, int]]:
     spans: list[tuple[str, float, float, int]] = []
     start = 0
@@ -264,9 +271,7 @@ def plot_training_curves(history: Sequence[dict], path: str | os.PathLike, *, ti
     if "lr" in axes:
         ax = axes["lr"]
         ax.plot(x, lr, color="#7f7f7f", marker=".", markersize=4, linewidth=1.4, drawstyle="steps-mid", zorder=3)
-        positive = lr[np.isfinite(lr) & (lr > 0)]
-        if positive.size and positive.max() / positive.min() > 20:
-            ax.set_yscale("log")
+        _log_scale_if_wide(ax, lr)
         ax.set_ylabel("learning rate")
         ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3)) if ax.get_yscale() == "linear" else None
 
@@ -276,10 +281,7 @@ def plot_training_curves(history: Sequence[dict], path: str | os.PathLike, *, ti
         if _has(grad_median):
             ax.plot(x, grad_median, color="#8c564b", marker=".", markersize=4, linewidth=1.0, linestyle="--", zorder=3, label="median step")
             ax.legend(loc="best", fontsize=8, framealpha=0.9)
-        both = np.concatenate([grad_norm, grad_median])
-        positive = both[np.isfinite(both) & (both > 0)]
-        if positive.size and positive.max() / positive.min() > 20:
-            ax.set_yscale("log")
+        _log_scale_if_wide(ax, np.concatenate([grad_norm, grad_median]))
         ax.set_ylabel("gradient norm")
 
     # legends: curves + the best-epoch marker

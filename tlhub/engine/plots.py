@@ -181,7 +181,7 @@ def _stage_spans(stages: list[str], x: np.ndarray) -> list[tuple[str, float, flo
 
 
 def plot_training_curves(history: Sequence[dict], path: str | os.PathLike, *, title: str | None = None) -> Path:
-    """Draw losses, accuracy (and learning rate, and the largest gradient norm) per epoch to a PNG.
+    """Draw losses, accuracy (and learning rate, and the largest and median gradient norm) per epoch to a PNG.
 
     ``history`` rows look like ``{"stage": "linear-probe", "epoch": 1, "train_loss": ..,
     "val_loss": .., "val_accuracy": .., "lr": ..}``, one per epoch in training order. All stages

@@ -269,8 +269,7 @@ def _remember(plan: RecipePlan, memo: Path) -> None:
     from tlhub.fileio import write_json_atomic
 
     try:
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        # atomically: every process of a multi-process run writes the same plan here, and a resume
+        # atomically (the folder made as needed): every process of a multi-process run writes the same plan here, and a resume
         # must never read half of one
         write_json_atomic(memo, plan.to_dict())
     except OSError:

@@ -523,12 +523,12 @@ class Loop:
             started = time.perf_counter()
             model.train()
             train_loader.set_epoch(state.global_epoch)
-            train_loss, seen, grad_norm = self._epoch(net, train_loader, optimizer, scheduler, stage, state)
+            train_loss, seen, grad_norms = self._epoch(net, train_loader, optimizer, scheduler, stage, state)
             train_seconds = time.perf_counter() - started
             val_loss, val_acc = self._validate(val_loader, averaged if averaged is not None else model)
             improved, stop = self._end_epoch(
                 stage, state, optimizer, started, train_seconds, train_loss, seen, val_loss, val_acc, patience=cfg.early_stopping_patience,
-                grad_norm=grad_norm,
+                grad_norms=grad_norms,
             )
             checked = self.pace is not None and not stage.head_only and not stop and self._pace_check_due(stage, state, next_check)
             if checked:
@@ -647,7 +647,7 @@ class Loop:
         )
 
     def _end_epoch(self, stage, state: RunState, optimizer, started, train_seconds, train_loss, seen, val_loss, val_acc, *, patience,
-                   grad_norm: dict[str, float] | None = None) -> tuple[bool, bool]:
+                   grad_norms: dict[str, float] | None = None) -> tuple[bool, bool]:
         """Log the epoch, decide whether it is the best so far and whether to stop early."""
         cfg = self.cfg
         state.stage_epoch += 1
@@ -663,7 +663,7 @@ class Loop:
             "seconds": time.perf_counter() - started,
             "train_seconds": train_seconds,
             "samples_per_second": seen / train_seconds,
-            **(grad_norm or {}),
+            **(grad_norms or {}),
         }
         state.history.append(row)
         score = val_acc if cfg.select_by == "val_accuracy" else -val_loss
